@@ -1,0 +1,196 @@
+"""Multi-head pooling attention (MViT, Fan et al. ICCV 2021; MViTv2, Li et al. CVPR 2022).
+
+Semantics follow PySlowFast ``slowfast/models/attention.py`` (video) and detectron2's
+``modeling/backbone/mvit.py`` (hybrid window attention). Parameter names follow SlowFast
+(``qkv``, ``proj``, ``pool_{q,k,v}``, ``norm_{q,k,v}``, ``rel_pos_{h,w,t}``) so its checkpoints
+load without renaming.
+
+Q, K and V are pooled per head by a depthwise conv shared by all heads (then LayerNorm over the
+head dim); a cls token bypasses pooling. Relative positions enter as an additive bias of
+``torch.nn.functional.scaled_dot_product_attention`` so fused kernels run where available.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..backbone.arch import BlockSpec
+from .pooling import depthwise_conv, max_or_avg_pool, pool_tokens, same_padding
+from .rel_pos import decomposed_rel_pos_bias
+
+Int3 = Tuple[int, int, int]
+
+
+class MultiScaleAttention(nn.Module):
+    """Pooling attention for one block.
+
+    Input ``B x N x dim_in`` tokens on grid ``thw`` (N includes the cls token if any); output
+    ``B x N' x att_dim`` on the q-pooled grid.
+    """
+
+    def __init__(
+        self,
+        spec: BlockSpec,
+        *,
+        qkv_bias: bool = True,
+        pool_mode: str = "conv",
+        has_cls: bool = True,
+        rel_pos_spatial: bool = False,
+        rel_pos_temporal: bool = False,
+        rel_pos_zero_init: bool = False,
+        residual_pooling: bool = False,
+        residual_pooling_cls: bool = False,
+        norm_eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.num_heads = spec.num_heads
+        self.att_dim = spec.att_dim
+        self.head_dim = spec.att_dim // spec.num_heads
+        self.scale = self.head_dim**-0.5
+        self.has_cls = has_cls
+        self.pool_mode = pool_mode
+        self.residual_pooling = residual_pooling
+        self.residual_pooling_cls = residual_pooling_cls
+        self.window_size = spec.window_size
+        self.stride_q, self.stride_kv = spec.stride_q, spec.stride_kv
+        self.kernel_q, self.kernel_kv = spec.kernel_q, spec.kernel_kv
+        self.pad_q, self.pad_kv = same_padding(spec.kernel_q), same_padding(spec.kernel_kv)
+
+        self.qkv = nn.Linear(spec.dim_in, 3 * spec.att_dim, bias=qkv_bias)
+        self.proj = nn.Linear(spec.att_dim, spec.att_dim)
+
+        hd = self.head_dim
+        conv = pool_mode == "conv"
+        for name, kernel in (("q", spec.kernel_q), ("k", spec.kernel_kv), ("v", spec.kernel_kv)):
+            if kernel is not None and conv:
+                setattr(self, f"pool_{name}", _DepthwisePool(hd, kernel))
+                setattr(self, f"norm_{name}", nn.LayerNorm(hd, eps=norm_eps))
+            else:
+                setattr(self, f"pool_{name}", None)
+                setattr(self, f"norm_{name}", None)
+
+        self.rel_pos_h: Optional[nn.Parameter] = None
+        self.rel_pos_w: Optional[nn.Parameter] = None
+        self.rel_pos_t: Optional[nn.Parameter] = None
+        if rel_pos_spatial:
+            rows_h, rows_w = spec.rel_pos_spatial_size
+            self.rel_pos_h = nn.Parameter(torch.zeros(rows_h, hd))
+            self.rel_pos_w = nn.Parameter(torch.zeros(rows_w, hd))
+        if rel_pos_temporal:
+            self.rel_pos_t = nn.Parameter(torch.zeros(spec.rel_pos_temporal_size, hd))
+        if not rel_pos_zero_init:
+            for p in (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t):
+                if p is not None:
+                    nn.init.trunc_normal_(p, std=0.02)
+
+    # -------------------------------------------------------------------------------- pooling
+    def _pool(
+        self, x: torch.Tensor, thw: Int3, which: str
+    ) -> Tuple[torch.Tensor, Int3]:
+        kernel = self.kernel_q if which == "q" else self.kernel_kv
+        if kernel is None:
+            return x, thw
+        stride = self.stride_q if which == "q" else self.stride_kv
+        pad = self.pad_q if which == "q" else self.pad_kv
+        if self.pool_mode == "conv":
+            weight = getattr(self, f"pool_{which}").weight
+            x, thw = pool_tokens(x, thw, lambda y: depthwise_conv(y, weight, stride, pad), self.has_cls)
+            return getattr(self, f"norm_{which}")(x), thw
+        mode = self.pool_mode
+        return pool_tokens(x, thw, lambda y: max_or_avg_pool(y, mode, kernel, stride, pad), self.has_cls)
+
+    # ------------------------------------------------------------------------------ attention
+    def _attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_thw: Int3, k_thw: Int3
+    ) -> torch.Tensor:
+        """SDPA over ``B x nH x N x C`` tensors with the rel-pos bias (cls row/col get 0)."""
+        bias = None
+        if self.rel_pos_h is not None or self.rel_pos_t is not None:
+            s = 1 if self.has_cls else 0
+            bias = decomposed_rel_pos_bias(
+                q[:, :, s:], q_thw, k_thw, self.rel_pos_h, self.rel_pos_w, self.rel_pos_t
+            )
+            if s:
+                bias = F.pad(bias, (1, 0, 1, 0))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+
+    def _attend_windows(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_thw: Int3, k_thw: Int3
+    ) -> torch.Tensor:
+        """detectron2-style window attention: windows tile (h, w); each holds all frames."""
+        wq = self.window_size // self.stride_q[1]
+        wk = self.window_size // self.stride_kv[1]
+        qw, nwin = _window_partition(q, q_thw, wq)
+        kw, nwin_k = _window_partition(k, k_thw, wk)
+        vw, _ = _window_partition(v, k_thw, wk)
+        if nwin != nwin_k:
+            raise RuntimeError(
+                f"window attention: q grid {q_thw} (window {wq}) and kv grid {k_thw} "
+                f"(window {wk}) give different window counts {nwin} vs {nwin_k}"
+            )
+        out = self._attend(qw, kw, vw, (q_thw[0], wq, wq), (k_thw[0], wk, wk))
+        return _window_unpartition(out, q.shape[0], q_thw, wq)
+
+    def forward(self, x: torch.Tensor, thw: Int3) -> Tuple[torch.Tensor, Int3]:
+        b, n, _ = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, q_thw = self._pool(q, thw, "q")
+        k, k_thw = self._pool(k, thw, "k")
+        v, _ = self._pool(v, thw, "v")
+
+        if self.window_size:
+            out = self._attend_windows(q, k, v, q_thw, k_thw)
+        else:
+            out = self._attend(q, k, v, q_thw, k_thw)
+
+        if self.residual_pooling:
+            if self.has_cls and not self.residual_pooling_cls:
+                out = torch.cat((out[:, :, :1], out[:, :, 1:] + q[:, :, 1:]), dim=2)
+            else:
+                out = out + q
+        out = out.transpose(1, 2).reshape(b, -1, self.att_dim)
+        return self.proj(out), q_thw
+
+
+class _DepthwisePool(nn.Module):
+    """Holds the ``C x 1 x kt x kh x kw`` weight of a per-head depthwise pooling conv.
+
+    The parameter is named ``weight`` so the state-dict key is ``attn.pool_q.weight`` (SlowFast).
+    """
+
+    def __init__(self, channels: int, kernel: Int3) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(channels, 1, *kernel))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # nn.Conv3d's default init
+
+    def extra_repr(self) -> str:
+        return f"channels={self.weight.shape[0]}, kernel={tuple(self.weight.shape[2:])}"
+
+
+def _window_partition(x: torch.Tensor, thw: Int3, win: int) -> Tuple[torch.Tensor, int]:
+    """``B x nH x (T*H*W) x C`` -> ``(B*nW) x nH x (T*win*win) x C`` (zero-padded to whole windows)."""
+    b, nh, _, c = x.shape
+    t, h, w = thw
+    x = x.reshape(b, nh, t, h, w, c)
+    ph, pw = (-h) % win, (-w) % win
+    if ph or pw:
+        x = F.pad(x, (0, 0, 0, pw, 0, ph))
+    hp, wp = h + ph, w + pw
+    x = x.reshape(b, nh, t, hp // win, win, wp // win, win, c)
+    x = x.permute(0, 3, 5, 1, 2, 4, 6, 7)  # B, nWh, nWw, nH, T, win, win, C
+    nwin = (hp // win) * (wp // win)
+    return x.reshape(b * nwin, nh, t * win * win, c), nwin
+
+
+def _window_unpartition(x: torch.Tensor, b: int, thw: Int3, win: int) -> torch.Tensor:
+    """Inverse of :func:`_window_partition`, cropping the padding: -> ``B x nH x (T*H*W) x C``."""
+    t, h, w = thw
+    hp, wp = h + (-h) % win, w + (-w) % win
+    nh, c = x.shape[1], x.shape[-1]
+    x = x.reshape(b, hp // win, wp // win, nh, t, win, win, c)
+    x = x.permute(0, 3, 4, 1, 5, 2, 6, 7).reshape(b, nh, t, hp, wp, c)
+    return x[:, :, :, :h, :w].reshape(b, nh, t * h * w, c)
