@@ -13,11 +13,11 @@ file). Differences, all deliberate:
 * ``int`` values are accepted for ``float`` keys (``LR: 1``); tuples are stored as lists unless
   the default is a tuple, so ``dump()`` round-trips exactly.
 """
+
 from __future__ import annotations
 
 import difflib
 import os
-from ast import literal_eval
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
@@ -57,13 +57,13 @@ def _plain(value: Any) -> Any:
 
 def _describe_source(chain: Sequence[str]) -> str:
     """``chain`` = (top file, ..., file that holds the key)."""
-    text = f"file '{chain[-1]}'"
+    text = f"in file '{chain[-1]}'"
     if len(chain) > 1:
         text += " (a _BASE_ of " + " <- ".join(f"'{c}'" for c in reversed(chain[:-1])) + ")"
     return text
 
 
-CMDLINE = "the command line (opts)"
+CMDLINE = "given on the command line (opts)"
 
 
 def read_yaml(path: str) -> Dict[str, Any]:
@@ -144,13 +144,13 @@ class CfgNode(_FvCfgNode):
         """Merge ``["KEY", "VALUE", ...]``; string values are typed with ``literal_eval``."""
         if len(cfg_list) % 2:
             raise ConfigError(
-                f"Override list from {CMDLINE} has odd length {len(cfg_list)}; it must be "
+                f"Override list {CMDLINE} has odd length {len(cfg_list)}; it must be "
                 f"KEY VALUE pairs: {list(cfg_list)}"
             )
         new = self._writable_clone()
         for full_key, raw in zip(cfg_list[0::2], cfg_list[1::2]):
             if not isinstance(full_key, str) or full_key == BASE_KEY:
-                raise ConfigError(f"Invalid key {full_key!r} on {CMDLINE} ({BASE_KEY} is file-only)")
+                raise ConfigError(f"Invalid key {full_key!r} {CMDLINE} ({BASE_KEY} is file-only)")
             if new.key_is_deprecated(full_key):
                 continue
             if new.key_is_renamed(full_key):
@@ -165,7 +165,7 @@ class CfgNode(_FvCfgNode):
                 raise new._unknown_key(full_key, full_key, CMDLINE)
             if isinstance(node[leaf], CfgNode):
                 raise ConfigTypeError(
-                    f"Config key '{full_key}' from {CMDLINE} is a section; set its keys "
+                    f"Config key '{full_key}' {CMDLINE} is a section; set its keys "
                     f"({', '.join(node[leaf].keys())}) one by one"
                 )
             value = self._decode_cfg_value(raw) if isinstance(raw, str) else raw
@@ -177,7 +177,7 @@ class CfgNode(_FvCfgNode):
         if BASE_KEY in cfg_other:
             raise ConfigError(f"The reserved key '{BASE_KEY}' can only be used in files")
         new = self._writable_clone()
-        new._merge_mapping(cfg_other, [], "a merged config object")
+        new._merge_mapping(cfg_other, [], "from a merged config object")
         self._take(new)
 
     @classmethod
@@ -198,8 +198,8 @@ class CfgNode(_FvCfgNode):
     def dump(self, **kwargs: Any) -> str:
         """YAML text that re-loads (``merge_from_file``) to an equal config."""
         kwargs.setdefault("sort_keys", False)
-        kwargs.setdefault("default_flow_style", None)
-        return yaml.safe_dump(_plain(_to_dict(self)), **kwargs)
+        kwargs.setdefault("Dumper", _Dumper)
+        return yaml.dump(_plain(_to_dict(self)), **kwargs)
 
     def full_keys(self, prefix: str = "") -> List[str]:
         """Every key of the tree, sections and leaves, as dotted names."""
@@ -229,7 +229,7 @@ class CfgNode(_FvCfgNode):
         for k, v in data.items():
             full_key = ".".join(prefix + [str(k)])
             if k == BASE_KEY:
-                raise ConfigError(f"'{full_key}' in {source}: {BASE_KEY} is only allowed at the top")
+                raise ConfigError(f"'{full_key}' {source}: {BASE_KEY} is only allowed at the top")
             if k not in node:
                 if node.is_new_allowed():
                     node[k] = type(self)(v, prefix + [k]) if isinstance(v, dict) else _plain(v)
@@ -238,18 +238,22 @@ class CfgNode(_FvCfgNode):
                     continue
                 if self.key_is_renamed(full_key):
                     self.raise_key_rename_error(full_key)
-                raise self._unknown_key(full_key, full_key, source)
+                shown = full_key
+                while isinstance(v, dict) and v:  # name a full leaf key, not just the section
+                    k, v = next(iter(v.items()))
+                    shown += f".{k}"
+                raise self._unknown_key(full_key, shown, source)
             current = node[k]
             if isinstance(current, CfgNode):
                 if not isinstance(v, dict):
                     raise ConfigTypeError(
-                        f"Config key '{full_key}' in {source} is a section (keys: "
+                        f"Config key '{full_key}' {source} is a section (keys: "
                         f"{', '.join(current.keys())}), got the value {v!r}"
                     )
                 self._merge_mapping(v, prefix + [k], source)
             elif isinstance(v, dict):
                 raise ConfigTypeError(
-                    f"Config key '{full_key}' in {source} takes a value "
+                    f"Config key '{full_key}' {source} takes a value "
                     f"(current: {current!r}), not a mapping"
                 )
             else:
@@ -262,9 +266,9 @@ class CfgNode(_FvCfgNode):
         hints = [k for k in known if k.split(".")[-1] == leaf and k != full_key]
         hints += [k for k in difflib.get_close_matches(full_key, known, n=3, cutoff=0.6)]
         hints = list(dict.fromkeys(hints))[:5]
-        msg = f"Unknown config key '{full_key}' in {source}."
+        msg = f"Unknown config key '{full_key}' {source}."
         if bad != full_key:
-            msg += f" ('{bad}' is not a section.)"
+            msg += f" ('{bad}' is not a known section.)"
         if hints:
             msg += " Did you mean: " + ", ".join(hints) + "?"
         if "." not in bad:
@@ -273,6 +277,21 @@ class CfgNode(_FvCfgNode):
                 "the task's add_config(cfg) ran (--task NAME)."
             )
         return UnknownKeyError(msg)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe dumper writing lists without mappings inside in flow style: ``MEAN: [0.45, ...]``."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    def has_mapping(x: Any) -> bool:
+        return isinstance(x, dict) or (isinstance(x, list) and any(map(has_mapping, x)))
+
+    flow = not has_mapping(data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
 
 
 def _to_dict(node: Any) -> Any:
@@ -294,7 +313,7 @@ def _coerce(value: Any, original: Any, full_key: str, source: str) -> Any:
     """Check ``value`` against the key's current value (yacs rules, plus int -> float)."""
     if not isinstance(value, _LEAF_TYPES):
         raise ConfigTypeError(
-            f"Config key '{full_key}' in {source}: values of type {type(value).__name__} "
+            f"Config key '{full_key}' {source}: values of type {type(value).__name__} "
             f"({value!r}) are not allowed; use str, int, float, bool, list or null"
         )
     value = _plain(value)
@@ -307,7 +326,7 @@ def _coerce(value: Any, original: Any, full_key: str, source: str) -> Any:
     if type(original) is float and type(value) is int:
         return float(value)
     raise ConfigTypeError(
-        f"Type mismatch for config key '{full_key}' in {source}: expected "
+        f"Type mismatch for config key '{full_key}' {source}: expected "
         f"{type(original).__name__} (current value {original!r}), got "
         f"{type(value).__name__} ({value!r})"
     )

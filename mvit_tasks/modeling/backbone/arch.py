@@ -257,6 +257,10 @@ class MViTArch:
             return None
         return kernel
 
+    def stage_names(self) -> List[str]:
+        """Output names of the stages, ``scale2`` (stride 4) .. ``scale5`` (stride 32)."""
+        return [f"scale{i + 2}" for i in range(self.block_specs()[-1].stage + 1)]
+
     def stage_ends(self) -> List[int]:
         """Index of the last block of every stage."""
         specs = self.block_specs()

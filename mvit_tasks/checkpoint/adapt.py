@@ -1,0 +1,116 @@
+"""Fit a converted (native-layout) state dict to a target model's geometry.
+
+* ``rel_pos_{h,w,t}`` tables: linear resize to the target length (SlowFast / timm semantics).
+* ``pos_embed_spatial`` / ``pos_embed_temporal`` / joint ``pos_embed``: bicubic (space) and
+  linear (time) resize.
+* Conv kernels with a temporal extent of 1 (image checkpoints) into video models: image ->
+  video inflation by repeating over time and dividing by the new temporal extent, so a static
+  clip gives the image model's response.
+* ``head.projection`` of another class count: dropped, so the strict load reports it as missing
+  (allow ``head.`` to re-initialise the head for the new classes).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Mapping, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .converters.base import StateDict
+from ..modeling.layers.rel_pos import resize_rel_pos
+
+
+class ShapeMismatchError(ValueError):
+    """A checkpoint tensor cannot be fitted to the model."""
+
+
+def _resize_grid(t: torch.Tensor, src: Tuple[int, int, int], dst: Tuple[int, int, int]) -> torch.Tensor:
+    """``1 x (t*h*w) x C`` table on grid ``src`` -> grid ``dst`` (linear in time, bicubic in space)."""
+    c = t.shape[-1]
+    g = t.reshape(1, *src, c).permute(0, 4, 1, 2, 3).float()  # 1 C T H W
+    if src[1:] != dst[1:]:
+        g2 = g[0].permute(1, 0, 2, 3)  # T C H W
+        g2 = F.interpolate(g2, size=dst[1:], mode="bicubic", align_corners=False)
+        g = g2.permute(1, 0, 2, 3).unsqueeze(0)
+    if src[0] != dst[0]:
+        g = F.interpolate(g, size=(dst[0],) + tuple(dst[1:]), mode="trilinear", align_corners=False)
+    return g.reshape(1, c, -1).transpose(1, 2).to(t.dtype)
+
+
+def _square(n: int) -> int:
+    r = int(round(math.sqrt(n)))
+    return r if r * r == n else -1
+
+
+def _adapt_pos(key: str, v: torch.Tensor, target: torch.Tensor, grid: Tuple[int, int, int],
+               has_cls: bool) -> torch.Tensor:
+    t, h, w = grid
+    if key.endswith("pos_embed_temporal"):
+        return _resize_grid(v, (v.shape[1], 1, 1), (target.shape[1], 1, 1))
+    if key.endswith("pos_embed_spatial"):
+        s = _square(v.shape[1])
+        if s < 0:
+            raise ShapeMismatchError(f"{key}: cannot infer the source grid of {tuple(v.shape)}")
+        return _resize_grid(v, (1, s, s), (1, h, w))
+    # joint pos_embed
+    cls = v[:, :1] if has_cls else None
+    body = v[:, 1:] if has_cls else v
+    n = body.shape[1]
+    src = None
+    for ts in (t, 1) + tuple(range(2, 65)):
+        if n % ts == 0 and _square(n // ts) > 0:
+            src = (ts, _square(n // ts), _square(n // ts))
+            break
+    if src is None:
+        raise ShapeMismatchError(f"{key}: cannot infer the source grid of {tuple(v.shape)}")
+    body = _resize_grid(body, src, grid)
+    return body if cls is None else torch.cat((cls, body), dim=1)
+
+
+def _inflate(v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    kt = target.shape[2]
+    return v.repeat(1, 1, kt, 1, 1) / kt
+
+
+def adapt_state_dict(
+    sd: Mapping[str, torch.Tensor],
+    model_sd: Mapping[str, torch.Tensor],
+    patch_grid: Tuple[int, int, int] = (1, 1, 1),
+    has_cls: bool = False,
+    prefix: str = "backbone.",
+) -> Tuple[StateDict, List[str]]:
+    """Return the fitted state dict and human-readable notes of what was changed.
+
+    Args:
+        sd: native-layout checkpoint.
+        model_sd: the target model's ``state_dict()`` (for shapes).
+        patch_grid: the target backbone's token grid (t, h, w) at its configured input size.
+        has_cls: whether the target backbone has a cls token (its joint pos_embed row 0).
+    """
+    out: StateDict = {}
+    notes: List[str] = []
+    for k, v in sd.items():
+        target = model_sd.get(k)
+        if target is None or target.shape == v.shape:
+            out[k] = v
+            continue
+        name = k.rsplit(".", 1)[-1]
+        if name.startswith("rel_pos_"):
+            out[k] = resize_rel_pos(v, target.shape[0])
+            notes.append(f"{k}: resized {v.shape[0]} -> {target.shape[0]} rows")
+        elif name.startswith("pos_embed"):
+            out[k] = _adapt_pos(k, v, target, patch_grid, has_cls)
+            notes.append(f"{k}: resized {tuple(v.shape)} -> {tuple(target.shape)}")
+        elif (k.endswith("patch_embed.proj.weight") or ".attn.pool_" in k) and v.ndim == 5 \
+                and v.shape[2] == 1 and v.shape[:2] + v.shape[3:] == target.shape[:2] + target.shape[3:]:
+            out[k] = _inflate(v, target)
+            notes.append(f"{k}: inflated temporal kernel 1 -> {target.shape[2]}")
+        elif k.startswith("head."):
+            notes.append(f"{k}: dropped ({tuple(v.shape)} vs model {tuple(target.shape)}), head re-initialised")
+        else:
+            raise ShapeMismatchError(
+                f"checkpoint tensor '{k}' has shape {tuple(v.shape)} but the model expects "
+                f"{tuple(target.shape)}, and no resize rule applies (is it the same architecture?)"
+            )
+    return out, notes

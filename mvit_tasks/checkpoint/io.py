@@ -1,0 +1,149 @@
+"""Safe checkpoint reading and atomic writing.
+
+* ``.pth`` / ``.pyth`` / ``.pt`` files are read with ``torch.load(weights_only=True)``; a file that
+  needs arbitrary pickled objects is refused with :class:`UnsafeCheckpointError`, which says why
+  and how to opt in (``MODEL.WEIGHTS_UNSAFE_PICKLE True`` / ``--unsafe-pickle``).
+* ``.pkl`` files (detectron2 model zoo: plain pickles of numpy arrays) are read by a restricted
+  unpickler that only admits numpy arrays and builtin containers.
+* ``.safetensors`` files are read with ``safetensors``.
+* :func:`save_checkpoint` writes to a temporary file in the same folder and renames it, so a crash
+  mid-write never leaves a truncated checkpoint behind.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+from typing import Any, Dict, Mapping
+
+import numpy as np
+import torch
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """The checkpoint needs arbitrary code (pickled objects) to load."""
+
+
+class CheckpointFormatError(RuntimeError):
+    """The file is not a checkpoint we can read."""
+
+
+_SAFE_PKL_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("collections", "OrderedDict"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _SAFE_PKL_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+
+
+def _unsafe_message(path: str, detail: str) -> str:
+    return (
+        f"Refusing to load '{path}': it needs arbitrary pickled Python objects to load "
+        f"({detail.strip().splitlines()[0] if detail.strip() else 'unknown object'}), and unpickling "
+        "can run arbitrary code. If you trust the file, opt in explicitly with "
+        "MODEL.WEIGHTS_UNSAFE_PICKLE True (config) or --unsafe-pickle (tools), or re-save its "
+        "tensors with torch.save(state_dict) first."
+    )
+
+
+def load_checkpoint_file(path: str, allow_unsafe: bool = False) -> Any:
+    """Read a checkpoint file without executing pickled code (unless ``allow_unsafe``).
+
+    Returns whatever the file holds (usually a dict); numpy arrays from ``.pkl`` files are
+    turned into tensors.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint file not found: '{path}'")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    if path.endswith(".pkl"):
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+        except pickle.UnpicklingError as e:
+            if not allow_unsafe:
+                raise UnsafeCheckpointError(_unsafe_message(path, str(e))) from None
+            obj = pickle.loads(data, encoding="latin1")  # noqa: S301 (explicit opt-in)
+        except Exception as e:  # not a pickle at all: maybe a torch file named .pkl
+            try:
+                return _torch_load(path, allow_unsafe)
+            except CheckpointFormatError:
+                raise CheckpointFormatError(f"'{path}' is neither a pickle nor a torch file: {e}") from None
+        return _numpy_to_torch(obj)
+    return _torch_load(path, allow_unsafe)
+
+
+def _torch_load(path: str, allow_unsafe: bool) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not allow_unsafe:
+            raise UnsafeCheckpointError(_unsafe_message(path, str(e))) from None
+        return torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 (opt-in)
+    except (RuntimeError, EOFError, ValueError) as e:
+        raise CheckpointFormatError(f"cannot read checkpoint '{path}': {e}") from None
+
+
+def _numpy_to_torch(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, Mapping):
+        return type(obj)((k, _numpy_to_torch(v)) for k, v in obj.items()) if isinstance(obj, dict) \
+            else {k: _numpy_to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_numpy_to_torch(v) for v in obj)
+    return obj
+
+
+def save_checkpoint(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def extract_state_dict(obj: Any) -> Dict[str, torch.Tensor]:
+    """Find the model state dict inside a checkpoint object.
+
+    Knows SlowFast / mvit (``model_state``), detectron2 and our engine (``model``), timm /
+    torchvision exports (``state_dict`` / plain dicts).
+    """
+    if isinstance(obj, Mapping):
+        for key in ("model_state", "model", "state_dict", "module"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(k, str) for k in inner):
+                if any(isinstance(v, torch.Tensor) for v in inner.values()):
+                    return {k: v for k, v in inner.items() if isinstance(v, torch.Tensor)}
+        if obj and any(isinstance(v, torch.Tensor) for v in obj.values()):
+            return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    raise CheckpointFormatError(
+        "no state dict found: expected a dict of tensors, or one under 'model_state' (SlowFast/mvit), "
+        f"'model' (detectron2 / mvit-tasks) or 'state_dict'; top-level keys: "
+        f"{sorted(obj)[:20] if isinstance(obj, Mapping) else type(obj).__name__}"
+    )

@@ -1,0 +1,3 @@
+from .classification import ClipClassificationHead
+
+__all__ = ["ClipClassificationHead"]
