@@ -33,13 +33,14 @@ def round_width(width: float, multiplier: float, min_width: int = 1, divisor: in
     return int(width_out)
 
 
-def _to3(v: Sequence[int], video: bool, what: str) -> Int3:
-    """Normalise a kernel/stride to (t, h, w); image models may give (h, w)."""
+def _to3(v: Sequence[int], video: bool, what: str, fill: int = 1) -> Int3:
+    """Normalise a kernel/stride (``fill=1``) or padding (``fill=0``) to (t, h, w); image models
+    may give (h, w)."""
     v = tuple(int(x) for x in v)
     if len(v) == 3:
         return v  # type: ignore[return-value]
     if len(v) == 2:
-        return (1,) + v  # type: ignore[return-value]
+        return (fill,) + v  # type: ignore[return-value]
     if len(v) == 1:
         return (1, v[0], v[0]) if not video else (v[0], v[0], v[0])
     raise ValueError(f"{what} must have 2 (h, w) or 3 (t, h, w) entries, got {v}")
@@ -132,6 +133,12 @@ class MViTArch:
     act_checkpoint: bool = False
 
     def __post_init__(self) -> None:
+        # An empty sequence means the same as None for the optional fields (YAML-friendly:
+        # configs write [] where "absent / derive from strides" is meant, as null = "not set").
+        for name in _OPTIONAL_SEQ_FIELDS:
+            value = getattr(self, name)
+            if value is not None and len(value) == 0:
+                setattr(self, name, None)
         if self.pool_mode not in ("conv", "max", "avg"):
             raise ValueError(
                 f"pool_mode must be 'conv', 'max' or 'avg', got {self.pool_mode!r} "
@@ -157,7 +164,7 @@ class MViTArch:
 
     @property
     def patch_padding3(self) -> Int3:
-        return _to3(self.patch_padding, self.video, "patch_padding")
+        return _to3(self.patch_padding, self.video, "patch_padding", fill=0)
 
     @property
     def patch_grid(self) -> Int3:
@@ -267,6 +274,37 @@ class MViTArch:
         ends = [s.index - 1 for s in specs[1:] if s.stage != specs[s.index - 1].stage]
         return ends + [specs[-1].index]
 
+    def shallow(self, blocks_per_stage: int = 2) -> "MViTArch":
+        """The same architecture with at most ``blocks_per_stage`` blocks per stage.
+
+        Keeps the first ``n - 1`` blocks and the last block of every stage, so stage starts (q
+        stride, width change), MViTv1's MLP width change in a stage's last block and
+        detectron2's global blocks (last of a stage) survive. Widths, heads, strides, windows
+        and all flags are unchanged: cheap full-width models for tests and smoke runs.
+        """
+        n = max(1, int(blocks_per_stage))
+        stages: Dict[int, List[int]] = {}
+        for s in self.block_specs():
+            stages.setdefault(s.stage, []).append(s.index)
+        kept: List[int] = []
+        for idxs in stages.values():
+            kept += idxs if len(idxs) <= n else idxs[: n - 1] + [idxs[-1]]
+        new = {old: i for i, old in enumerate(kept)}
+
+        def remap(entries: Optional[Sequence[Sequence[Any]]]) -> Optional[List[List[Any]]]:
+            if entries is None:
+                return None
+            return [[new[int(e[0])], *e[1:]] for e in entries if int(e[0]) in new]
+
+        return self.replace(
+            depth=len(kept),
+            dim_mul=remap(self.dim_mul),
+            head_mul=remap(self.head_mul),
+            pool_q_stride=remap(self.pool_q_stride),
+            pool_kv_stride=remap(self.pool_kv_stride),
+            global_blocks=tuple(new[g] for g in self.global_blocks if g in new),
+        )
+
     def replace(self, **changes: Any) -> "MViTArch":
         return dataclasses.replace(self, **changes)
 
@@ -290,5 +328,6 @@ class MViTArch:
         return cls(**kw)
 
 
+_OPTIONAL_SEQ_FIELDS = ("pool_kv_stride", "pool_kv_stride_adaptive", "pool_kvq_kernel", "out_features")
 _TUPLE_FIELDS = {"spatial_size", "patch_kernel", "patch_stride", "patch_padding", "pool_kvq_kernel",
                  "pool_kv_stride_adaptive", "global_blocks"}

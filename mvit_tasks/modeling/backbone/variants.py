@@ -165,9 +165,18 @@ register_variant(ModelVariant(
     checkpoint="K400_MVIT_B_16x4_CONV.pyth (SlowFast)", source=f"{_SF} configs/Kinetics/MVIT_B_16x4_CONV.yaml",
 ))
 register_variant(ModelVariant(
-    "mvit_b_32x3", v1_video(16, (1, 3, 14), 32, drop_path_rate=0.3), 400, 32, 3, dataset=_K400,
-    metrics={"top1": 80.4, "top5": 94.8}, gflops=170.0, views="1x5", params_m=36.6,
-    checkpoint="K400_MVIT_B_32x3_CONV.pyth (SlowFast)", source=f"{_SF} configs/Kinetics/MVIT_B_32x3_CONV.yaml",
+    "mvit_b_32x3", v1_video(16, (1, 3, 14), 32), 400, 32, 3, dataset=_K400,
+    metrics={"top1": 80.2, "top5": 94.4}, gflops=170.0, views="1x5", params_m=36.6,
+    checkpoint="MVIT_B_32x3_f294077834.pyth (pytorchvideo mvit_base_32x3)",
+    source="paper Table 2 (MViT-B 32x3); facebookresearch/pytorchvideo hub mvit_base_32x3",
+))
+# SlowFast's configs/Kinetics/MVIT_B_32x3_CONV.yaml as published: DEPTH is set twice (16, then
+# 24; the last wins) and no POOL_KVQ_KERNEL (kernels derived from strides), i.e. MViT-B-24.
+register_variant(ModelVariant(
+    "mvit_b_24_32x3", v1_video(24, (2, 5, 21), 32, pool_kvq_kernel=None, drop_path_rate=0.3),
+    400, 32, 3, dataset=_K400, metrics={"top1": 80.4, "top5": 94.8}, views="1x5", params_m=53.1,
+    checkpoint="K400_MVIT_B_32x3_CONV.pyth (SlowFast MODEL_ZOO)",
+    source=f"{_SF} configs/Kinetics/MVIT_B_32x3_CONV.yaml",
 ))
 register_variant(ModelVariant(
     "mvitv2_s_16x4", v2_video(16, (1, 3, 14), 16), 400, 16, 4, dataset=_K400,
@@ -222,13 +231,13 @@ register_variant(ModelVariant(
 register_variant(ModelVariant(
     "mvitv2_l_cls", v2_image(48, (2, 8, 44), embed_dim=144, num_heads=2, cls_embed=True,
                              drop_path_rate=0.5), 19168,
-    metrics={"top1_in1k_finetuned": 87.5}, gflops=42.1, params_m=218.0,
+    metrics={"top1_in1k_finetuned": 87.5, "params_m_in1k_finetuned": 218.0}, gflops=42.1,
     checkpoint="MViTv2_L_in21k.pyth (mvit)", source="timm mvitv2_large_cls.fb_inw21k", **_IN21,
 ))
 register_variant(ModelVariant(
     "mvitv2_h_cls", v2_image(80, (4, 12, 72), embed_dim=192, num_heads=3, cls_embed=True,
                              drop_path_rate=0.8), 19168,
-    metrics={"top1_in1k_finetuned": 88.0}, gflops=120.6, params_m=667.0,
+    metrics={"top1_in1k_finetuned": 88.0, "params_m_in1k_finetuned": 667.0}, gflops=120.6,
     checkpoint="MViTv2_H_in21k.pyth (mvit)", source="timm mvitv2_huge_cls.fb_inw21k", **_IN21,
 ))
 
@@ -246,6 +255,6 @@ for _name, _depth, _last, _kw, _m, _p, _dp in (
      {"box_ap_cascade": 56.1, "mask_ap_cascade": 48.5}, 718.0, 0.6),
 ):
     register_variant(ModelVariant(
-        _name, v2_coco(_depth, _last, **_kw).replace(drop_path_rate=_dp), 0, metrics=_m,
-        params_m=_p, checkpoint="detectron2 model zoo (backbone.bottom_up.*)", source=_D2, **_COCO,
+        _name, v2_coco(_depth, _last, **_kw).replace(drop_path_rate=_dp), 0,
+        metrics=dict(_m, detector_params_m=_p), checkpoint="detectron2 model zoo (backbone.bottom_up.*)", source=_D2, **_COCO,
     ))
