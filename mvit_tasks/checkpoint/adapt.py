@@ -1,8 +1,8 @@
 """Fit a converted (native-layout) state dict to a target model's geometry.
 
 * ``rel_pos_{h,w,t}`` tables: linear resize to the target length (SlowFast / timm semantics).
-* ``pos_embed_spatial`` / ``pos_embed_temporal`` / joint ``pos_embed``: bicubic (space) and
-  linear (time) resize.
+* ``pos_embed_spatial`` / ``pos_embed_temporal`` / joint ``pos_embed``: trilinear resize (as the
+  backbone does at run time).
 * Conv kernels with a temporal extent of 1 (image checkpoints) into video models: image ->
   video inflation by repeating over time and dividing by the new temporal extent, so a static
   clip gives the image model's response.
@@ -26,15 +26,15 @@ class ShapeMismatchError(ValueError):
 
 
 def _resize_grid(t: torch.Tensor, src: Tuple[int, int, int], dst: Tuple[int, int, int]) -> torch.Tensor:
-    """``1 x (t*h*w) x C`` table on grid ``src`` -> grid ``dst`` (linear in time, bicubic in space)."""
+    """``1 x (t*h*w) x C`` table on grid ``src`` -> grid ``dst``, trilinear (align_corners=False).
+
+    The backbone resizes its tables the same way at run time (SlowFast semantics), and because
+    trilinear interpolation is separable, resizing v1's separate spatial / temporal tables here
+    gives exactly what resizing their sum at run time gives.
+    """
     c = t.shape[-1]
     g = t.reshape(1, *src, c).permute(0, 4, 1, 2, 3).float()  # 1 C T H W
-    if src[1:] != dst[1:]:
-        g2 = g[0].permute(1, 0, 2, 3)  # T C H W
-        g2 = F.interpolate(g2, size=dst[1:], mode="bicubic", align_corners=False)
-        g = g2.permute(1, 0, 2, 3).unsqueeze(0)
-    if src[0] != dst[0]:
-        g = F.interpolate(g, size=(dst[0],) + tuple(dst[1:]), mode="trilinear", align_corners=False)
+    g = F.interpolate(g, size=tuple(dst), mode="trilinear", align_corners=False)
     return g.reshape(1, c, -1).transpose(1, 2).to(t.dtype)
 
 

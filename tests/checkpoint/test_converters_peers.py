@@ -78,27 +78,27 @@ def _ptv(name: str) -> Callable[[], nn.Module]:
 _TINY_EXPAND_MLP = v2_image(5, (1, 3, 4), embed_dim=32, spatial_size=(64, 64), cls_embed=True,
                             use_abs_pos=True, dim_mul_in_att=False)
 
+_V = lambda name: get_variant(name).arch  # noqa: E731
+
 # (id, peer builder, source, our arch, classes)
 PAIRS = [
     ("tv-mvit_v1_b", _tv("mvit_v1_b"), "torchvision", get_variant("mvit_b_16x4").arch, 400),
     ("tv-mvit_v2_s", _tv("mvit_v2_s"), "torchvision", get_variant("mvitv2_s_16x4").arch, 400),
     ("timm-mvitv2_tiny", _timm("mvitv2_tiny"), "timm", get_variant("mvitv2_t").arch, 1000),
-    ("timm-mvitv2_small_cls", _timm("mvitv2_small_cls"), "timm", get_variant("mvitv2_s_cls").arch, 1000),
+    ("timm-mvitv2_small_cls", _timm("mvitv2_small_cls"), "timm", _V("mvitv2_s_cls"), 1000),
     ("timm-tiny-expand_mlp", _timm_tiny_expand_mlp, "timm", _TINY_EXPAND_MLP, 7),
-    ("ptv-mvit_base_16x4", _ptv("mvit_base_16x4"), "pytorchvideo", get_variant("mvit_b_16x4").arch, 400),
-    ("ptv-mvit_base_32x3", _ptv("mvit_base_32x3"), "pytorchvideo", get_variant("mvit_b_32x3").arch, 400),
+    ("ptv-mvit_base_16x4", _ptv("mvit_base_16x4"), "pytorchvideo", _V("mvit_b_16x4"), 400),
+    ("ptv-mvit_base_32x3", _ptv("mvit_base_32x3"), "pytorchvideo", _V("mvit_b_32x3"), 400),
 ]
 IDS = [p[0] for p in PAIRS]
 
-# Known backbone bug (reported): image archs turn patch_padding (3, 3) into (1, 3, 3), so
-# patch_grid is (3, H, W) and a joint pos_embed gets 3x the rows. Runs normally once fixed.
-_IMAGE_GRID_BUG = _TINY_EXPAND_MLP.patch_grid[0] != 1
-_GRID_XFAIL = pytest.mark.xfail(_IMAGE_GRID_BUG, strict=True,
-                                reason="arch.py: image patch_grid has t=3 (temporal padding 1)")
-GEOM_PAIRS = [pytest.param(p, id=p[0], marks=_GRID_XFAIL if p[0] == "timm-tiny-expand_mlp" else ())
-              for p in PAIRS]
-
 _cache: Dict[str, nn.Module] = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_peers():
+    yield
+    _cache.clear()
 
 
 def _peer(pair_id: str) -> nn.Module:
@@ -141,7 +141,7 @@ def test_converted_and_exported_dicts_are_not_claimed_by_the_wrong_source(pair):
 
 
 # ------------------------------------------------------------------------------- key layout
-@pytest.mark.parametrize("pair", GEOM_PAIRS)
+@pytest.mark.parametrize("pair", PAIRS, ids=IDS)
 def test_to_native_matches_our_model_exactly(pair):
     """Every converted key exists in our classifier with the same shape, and vice versa."""
     pair_id, _, source, arch, classes = pair
@@ -153,7 +153,7 @@ def test_to_native_matches_our_model_exactly(pair):
         assert v.shape == ours[k].shape, (k, tuple(v.shape), tuple(ours[k].shape))
 
 
-@pytest.mark.parametrize("pair", GEOM_PAIRS)
+@pytest.mark.parametrize("pair", PAIRS, ids=IDS)
 def test_from_native_loads_strictly_into_the_peer(pair):
     pair_id, _, source, arch, classes = pair
     exported = get_converter(source).from_native(_ours(arch, classes).state_dict())
@@ -194,14 +194,18 @@ def test_timm_global_block_index():
     """``stages.S.blocks.B`` -> global index: mvitv2_tiny has depths (1, 2, 5, 2)."""
     native = get_converter("timm").to_native(_peer("timm-mvitv2_tiny").state_dict())
     sd = _peer("timm-mvitv2_tiny").state_dict()
-    assert torch.equal(native["backbone.blocks.8.proj.weight"], sd["stages.3.blocks.0.shortcut_proj_attn.weight"])
-    assert torch.equal(native["backbone.blocks.9.mlp.fc2.bias"], sd["stages.3.blocks.1.mlp.fc2.bias"])
+    pairs = [("backbone.blocks.8.proj.weight", "stages.3.blocks.0.shortcut_proj_attn.weight"),
+             ("backbone.blocks.9.mlp.fc2.bias", "stages.3.blocks.1.mlp.fc2.bias"),
+             ("backbone.blocks.2.attn.rel_pos_h", "stages.1.blocks.1.attn.rel_pos_h")]
+    for ours_key, timm_key in pairs:
+        assert torch.equal(native[ours_key], sd[timm_key])
     assert native["backbone.blocks.0.attn.pool_q.weight"].shape == (96, 1, 1, 3, 3)
 
 
 def test_exports_refuse_what_the_peer_cannot_hold():
     """A multi-scale (detection) backbone has per-stage norms that no peer layout can hold."""
-    sd = {"backbone.scale2_norm.weight": torch.ones(96), "backbone.blocks.0.norm1.weight": torch.ones(96)}
+    sd = {"backbone.scale2_norm.weight": torch.ones(96),
+          "backbone.blocks.0.norm1.weight": torch.ones(96)}
     for name in ("torchvision", "timm", "pytorchvideo"):
         with pytest.raises(ValueError, match="scale2_norm"):
             get_converter(name).from_native(sd)
@@ -223,6 +227,7 @@ def test_k400_torchvision_weights_into_a_10_class_head():
     assert sorted(report.missing) == ["head.projection.bias", "head.projection.weight"]
     loaded = model.state_dict()
     assert torch.equal(loaded["backbone.blocks.5.attn.qkv.weight"], sd["blocks.5.attn.qkv.weight"])
-    assert torch.equal(loaded["backbone.cls_token"], sd["pos_encoding.class_token"].reshape(1, 1, -1))
+    cls = sd["pos_encoding.class_token"].reshape(1, 1, -1)
+    assert torch.equal(loaded["backbone.cls_token"], cls)
     for k, v in head_before.items():  # the new head keeps its own initialisation
         assert torch.equal(loaded[k], v)

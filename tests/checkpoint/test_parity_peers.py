@@ -30,6 +30,8 @@ from mvit_tasks.modeling.backbone.variants import get_variant, v1_video, v2_imag
 from mvit_tasks.modeling.meta_arch import Classifier
 
 ATOL = 1e-5
+POOL_NORMS = ("norm_q", "norm_k", "norm_v")
+SLOW = pytest.mark.slow
 VIDEO = (1, 3, 16, 224, 224)
 IMAGE = (2, 3, 224, 224)
 
@@ -89,7 +91,7 @@ def convert_into(peer: nn.Module, ours: nn.Module, source: str) -> None:
 def set_pool_norm_eps_(peer: nn.Module, eps: float) -> None:
     """pytorchvideo: set the eps of the ``attn.norm_{q,k,v}`` LayerNorms."""
     for name, m in peer.named_modules():
-        if isinstance(m, nn.LayerNorm) and name.rsplit(".", 1)[-1] in ("norm_q", "norm_k", "norm_v"):
+        if isinstance(m, nn.LayerNorm) and name.rsplit(".", 1)[-1] in POOL_NORMS:
             m.eps = eps
 
 
@@ -115,10 +117,11 @@ def _timm(name: str) -> Callable[[], nn.Module]:
 
 
 FULL = [
-    pytest.param(_tv_v1, "torchvision", "mvit_b_16x4", 400, VIDEO, marks=pytest.mark.slow, id="tv-mvit_v1_b"),
-    pytest.param(_tv_v2, "torchvision", "mvitv2_s_16x4", 400, VIDEO, marks=pytest.mark.slow, id="tv-mvit_v2_s"),
+    pytest.param(_tv_v1, "torchvision", "mvit_b_16x4", 400, VIDEO, marks=SLOW, id="tv-mvit_v1_b"),
+    pytest.param(_tv_v2, "torchvision", "mvitv2_s_16x4", 400, VIDEO, marks=SLOW, id="tv-mvit_v2_s"),
     pytest.param(_timm("mvitv2_tiny"), "timm", "mvitv2_t", 1000, IMAGE, id="timm-mvitv2_tiny"),
-    pytest.param(_timm("mvitv2_small_cls"), "timm", "mvitv2_s_cls", 1000, IMAGE, id="timm-mvitv2_small_cls"),
+    pytest.param(_timm("mvitv2_small_cls"), "timm", "mvitv2_s_cls", 1000, IMAGE,
+                 id="timm-mvitv2_small_cls"),
 ]
 
 
@@ -150,21 +153,15 @@ def test_full_size_parity_pytorchvideo_mvit_base_16x4():
 def _timm_tiny(cls_token: bool, abs_pos: bool, expand_attn: bool) -> nn.Module:
     mvitv2 = pytest.importorskip("timm.models.mvitv2")
     cfg = mvitv2.MultiScaleVitCfg(depths=(1, 2, 1, 1), embed_dim=32, num_heads=1,
-                                  use_cls_token=cls_token, use_abs_pos=abs_pos, expand_attn=expand_attn)
+                                  use_cls_token=cls_token, use_abs_pos=abs_pos,
+                                  expand_attn=expand_attn)
     return mvitv2.MultiScaleVit(cfg, img_size=64, num_classes=7)
-
-
-# Known backbone bug (reported): image archs turn patch_padding (3, 3) into (1, 3, 3), so
-# patch_grid is (3, H, W); the joint pos_embed is then resized on load and back in forward.
-_IMAGE_GRID_BUG = v2_image(2, (1,)).patch_grid[0] != 1
-_GRID_XFAIL = pytest.mark.xfail(_IMAGE_GRID_BUG, strict=True,
-                                reason="arch.py: image patch_grid has t=3 (temporal padding 1)")
 
 
 @pytest.mark.parametrize("cls_token, abs_pos, expand_attn", [
     pytest.param(True, False, False, id="cls-expand_mlp"),
     pytest.param(False, False, True, id="nocls-expand_attn"),
-    pytest.param(True, True, True, id="cls-abspos", marks=_GRID_XFAIL),
+    pytest.param(True, True, True, id="cls-abspos"),
 ])
 def test_tiny_timm_parity(cls_token, abs_pos, expand_attn):
     """Covers ``shortcut_proj_mlp`` (timm ``expand_attn=False``, e.g. mvitv2_large) and the
@@ -187,11 +184,16 @@ def _ptv_tiny(cls: bool, sep_pos: bool) -> nn.Module:
     )
 
 
-@pytest.mark.parametrize("cls, sep_pos", [(True, True), (False, False)], ids=["cls-sep_pos", "mean-joint_pos"])
+def _ptv_tiny_arch(**kw) -> MViTArch:
+    return v1_video(4, (1, 3), 4, embed_dim=16, spatial_size=(32, 32),
+                    pool_kv_stride_adaptive=(1, 4, 4), **kw)
+
+
+@pytest.mark.parametrize("cls, sep_pos", [(True, True), (False, False)],
+                         ids=["cls-sep_pos", "mean-joint_pos"])
 def test_tiny_pytorchvideo_parity(cls, sep_pos):
     peer = reinit_(_ptv_tiny(cls, sep_pos))
-    arch = v1_video(4, (1, 3), 4, embed_dim=16, spatial_size=(32, 32), pool_kv_stride_adaptive=(1, 4, 4),
-                    cls_embed=cls, sep_pos_embed=sep_pos)
+    arch = _ptv_tiny_arch(cls_embed=cls, sep_pos_embed=sep_pos)
     ours = ours_from(arch, 7)
     convert_into(peer, ours, "pytorchvideo")
     set_pool_norm_eps_(peer, 1e-6)
@@ -202,11 +204,11 @@ def test_pytorchvideo_pool_norm_eps_is_the_only_difference():
     """In float64 the tiny pytorchvideo model matches ours to ~1e-12 once its ``norm_{q,k,v}``
     eps is 1e-6; with its own eps (1e-5) the logits differ measurably."""
     peer = reinit_(_ptv_tiny(True, True))
-    arch = v1_video(4, (1, 3), 4, embed_dim=16, spatial_size=(32, 32), pool_kv_stride_adaptive=(1, 4, 4))
+    arch = _ptv_tiny_arch()
     ours = ours_from(arch, 7)
     convert_into(peer, ours, "pytorchvideo")
     peer, ours = peer.double(), ours.double()
-    x = torch.randn(2, 3, 4, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1)).double()
     with torch.no_grad():
         mine, theirs = ours(x), peer(x)
         set_pool_norm_eps_(peer, 1e-6)

@@ -43,7 +43,9 @@ from .base import CheckpointConverter, StateDict, register_converter, to_5d
 _QKV = re.compile(r"^blocks\.(\d+)\.attn\.([qkv])\.(weight|bias)$")
 _NATIVE_QKV = re.compile(r"^backbone\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
 _CPE = "cls_positional_encoding."
-_POS_NAMES = ("cls_token", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class", "pos_embed")
+_POS_NAMES = (
+    "cls_token", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class", "pos_embed"
+)
 
 
 @register_converter
@@ -66,7 +68,7 @@ class PytorchvideoConverter(CheckpointConverter):
                     continue  # fused together with q below
                 parts = [sd.get(f"blocks.{blk}.attn.{x}.{kind}") for x in "qkv"]
                 if any(p is None for p in parts):
-                    raise KeyError(f"pytorchvideo block {blk}: attn.q/k/v.{kind} must all be present")
+                    raise KeyError(f"pytorchvideo block {blk}: needs all of attn.q/k/v.{kind}")
                 out[f"backbone.blocks.{blk}.attn.qkv.{kind}"] = torch.cat(parts, dim=0)
             elif k.startswith("patch_embed.patch_model."):
                 suffix = k[len("patch_embed.patch_model."):]

@@ -108,7 +108,7 @@ class TorchvisionConverter(CheckpointConverter):
     def from_native(self, sd: Mapping[str, torch.Tensor]) -> StateDict:
         out: StateDict = {}
         for k, v in sd.items():
-            extra_norm = k.startswith("backbone.scale") and not k.startswith("backbone.scale5_norm.")
+            extra_norm = k.startswith("backbone.scale") and not k.startswith("backbone.scale5_")
             if k == "backbone.pos_embed" or extra_norm:
                 raise ValueError(
                     f"'{k}' has no torchvision counterpart (torchvision MViT has separate "

@@ -279,7 +279,7 @@ class MViTArch:
 
         Keeps the first ``n - 1`` blocks and the last block of every stage, so stage starts (q
         stride, width change), MViTv1's MLP width change in a stage's last block and
-        detectron2's global blocks (last of a stage) survive. Widths, heads, strides, windows
+        detectron2's global blocks (last of a stage) survive (``n = 1`` keeps stage starts only). Widths, heads, strides, windows
         and all flags are unchanged: cheap full-width models for tests and smoke runs.
         """
         n = max(1, int(blocks_per_stage))
@@ -288,7 +288,10 @@ class MViTArch:
             stages.setdefault(s.stage, []).append(s.index)
         kept: List[int] = []
         for idxs in stages.values():
-            kept += idxs if len(idxs) <= n else idxs[: n - 1] + [idxs[-1]]
+            if len(idxs) <= n:
+                kept += idxs
+            else:
+                kept += idxs[:1] if n == 1 else idxs[: n - 1] + [idxs[-1]]
         new = {old: i for i, old in enumerate(kept)}
 
         def remap(entries: Optional[Sequence[Sequence[Any]]]) -> Optional[List[List[Any]]]:
