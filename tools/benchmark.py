@@ -103,10 +103,55 @@ def _ours_variant(pair: Pair):
     return get_variant(pair.ours)
 
 
-def build_theirs(pair: Pair, shape: Sequence[int]) -> torch.nn.Module:
+def ours_arch(pair: Pair, shape: Sequence[int], tiny: bool = False):
+    """Our architecture for ``shape`` (position tables sized for it); ``tiny``: 4 blocks, width 16."""
+    from mvit_tasks.modeling.backbone import variants as V
+
+    arch = _ours_variant(pair).arch
+    if tiny:
+        kw = dict(embed_dim=16, drop_path_rate=arch.drop_path_rate)
+        if not pair.video:
+            arch = V.v2_image(4, (1, 2, 3), **kw)
+        elif arch.rel_pos_spatial:
+            arch = V.v2_video(4, (1, 2, 3), shape[2], **kw)
+        else:
+            arch = V.v1_video(4, (1, 2, 3), shape[2], **kw)
+    if pair.video:
+        return arch.replace(num_frames=shape[2], spatial_size=(shape[-2], shape[-1]))
+    return arch.replace(spatial_size=(shape[-2], shape[-1]))
+
+
+def _torchvision_from_arch(arch, num_classes: int, dropout: float) -> torch.nn.Module:
+    """torchvision ``MViT`` with the blocks of ``arch`` (used for ``--tiny``)."""
+    from torchvision.models.video.mvit import MSBlockConfig, MViT
+
+    blocks = [
+        MSBlockConfig(num_heads=s.num_heads, input_channels=s.dim_in, output_channels=s.dim_out,
+                      kernel_q=list(s.kernel_q or []), kernel_kv=list(s.kernel_kv or []),
+                      stride_q=list(s.stride_q), stride_kv=list(s.stride_kv))
+        for s in arch.block_specs()
+    ]
+    return MViT(spatial_size=tuple(arch.spatial_size), temporal_size=arch.num_frames,
+                block_setting=blocks, residual_pool=arch.residual_pooling,
+                residual_with_cls_embed=arch.residual_pooling_cls, rel_pos_embed=arch.rel_pos_spatial,
+                proj_after_attn=arch.dim_mul_in_att, dropout=dropout,
+                stochastic_depth_prob=arch.drop_path_rate, num_classes=num_classes)
+
+
+def build_theirs(pair: Pair, shape: Sequence[int], tiny: bool = False) -> torch.nn.Module:
     """The peer model sized for ``shape``, with the same stochastic depth / dropout as ours."""
     v = _ours_variant(pair)
     dpr = v.arch.drop_path_rate
+    if tiny and pair.lib == "torchvision":
+        return _torchvision_from_arch(ours_arch(pair, shape, tiny), v.num_classes, v.head_dropout)
+    if tiny and pair.lib == "timm":
+        import timm.models.mvitv2 as tm
+
+        cfg = tm.MultiScaleVitCfg(depths=(1, 1, 1, 1), embed_dim=16, num_heads=1)
+        return tm.MultiScaleVit(cfg, img_size=(shape[-2], shape[-1]), num_classes=v.num_classes,
+                                drop_path_rate=dpr, drop_rate=v.head_dropout)
+    if tiny:
+        raise SystemExit(f"--tiny is not available for the {pair.lib} pair")
     if pair.lib == "torchvision":
         import torchvision.models.video.mvit as tvm
 
@@ -136,16 +181,11 @@ def build_theirs(pair: Pair, shape: Sequence[int]) -> torch.nn.Module:
     raise ValueError(f"unknown library {pair.lib!r}")
 
 
-def build_ours(pair: Pair, shape: Sequence[int]) -> torch.nn.Module:
+def build_ours(pair: Pair, shape: Sequence[int], tiny: bool = False) -> torch.nn.Module:
     from mvit_tasks.modeling.meta_arch.classifier import Classifier
 
     v = _ours_variant(pair)
-    arch = v.arch
-    if pair.video:
-        arch = arch.replace(num_frames=shape[2], spatial_size=(shape[-2], shape[-1]))
-    else:
-        arch = arch.replace(spatial_size=(shape[-2], shape[-1]))
-    return Classifier.from_arch(arch, v.num_classes, dropout=v.head_dropout)
+    return Classifier.from_arch(ours_arch(pair, shape, tiny), v.num_classes, dropout=v.head_dropout)
 
 
 # ======================================================================= measurement
@@ -266,14 +306,14 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     torch.manual_seed(0)
     t0 = time.perf_counter()
     if impl == "theirs":
-        model = build_theirs(pair, shape)
+        model = build_theirs(pair, shape, spec.get("tiny", False))
         if os.path.exists(sd_path):
             model.load_state_dict(torch.load(sd_path, map_location="cpu", mmap=True))
         else:  # the first run of the pair defines the weights both sides use
             torch.save(model.state_dict(), sd_path)
         res["weights"] = f"{pair.lib} random init (seed 0)"
     else:
-        model = build_ours(pair, shape)
+        model = build_ours(pair, shape, spec.get("tiny", False))
         if os.path.exists(sd_path):
             try:
                 from mvit_tasks.checkpoint.loader import load_weights
@@ -408,7 +448,7 @@ def run_backbone(args: argparse.Namespace) -> Dict[str, Any]:
                     spec = {"pair": key, "impl": impl, "dtype": dtype, "shape": list(shape),
                             "device": args.device, "threads": args.threads, "iters": args.iters,
                             "warmup": args.warmup, "train": not args.no_train, "workdir": workdir,
-                            "train_iters": args.train_iters,
+                            "train_iters": args.train_iters, "tiny": args.tiny,
                             "train_warmup": args.train_warmup}
                     row[impl] = run_child(spec, args.isolation)
                     if args.verbose:
@@ -435,6 +475,8 @@ def _add_backbone_args(p: argparse.ArgumentParser) -> None:
                    help="comparisons to run (default: %(default)s)")
     g.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     g.add_argument("--no-train", action="store_true", help="time the inference forward only")
+    g.add_argument("--tiny", action="store_true",
+                   help="4-block, width-16 versions of both sides (torchvision / timm pairs; tests)")
     g.add_argument("--isolation", choices=["subprocess", "none"], default="subprocess",
                    help="one fresh process per (model, dtype) (clean memory numbers), or none")
 

@@ -40,11 +40,11 @@ import ast
 import copy
 import dataclasses
 import os
-import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from mvit_tasks.checkpoint.official_yaml import _read_official_yaml
 from mvit_tasks.modeling.backbone.arch import _OPTIONAL_SEQ_FIELDS, MViTArch
 
 __all__ = [
@@ -57,93 +57,15 @@ __all__ = [
     "write_native_config",
 ]
 
-SLOWFAST = "slowfast"
-MVIT = "mvit"
+from mvit_tasks.checkpoint.official_defaults import MVIT, SLOWFAST
 
-# --------------------------------------------------------------------------------------------
-# Upstream defaults (only the sections / keys the importer reads or validates).
-# --------------------------------------------------------------------------------------------
-# facebookresearch/SlowFast slowfast/config/defaults.py (MVIT.*, MVIT.REV.*, MODEL.*, DATA.*,
-# TRAIN.*, TEST.*, DETECTION.*), as of the index copy at commit 48d7a249 (2024+ layout with
-# LAYER_SCALE_INIT_VALUE, USE_MEAN_POOLING and MVIT.REV). Note PATCH_PADDING's odd default.
-_SLOWFAST_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "MVIT": {
-        "MODE": "conv", "POOL_FIRST": False, "CLS_EMBED_ON": True,
-        "PATCH_KERNEL": [3, 7, 7], "PATCH_STRIDE": [2, 4, 4], "PATCH_PADDING": [2, 4, 4],
-        "PATCH_2D": False, "EMBED_DIM": 96, "NUM_HEADS": 1, "MLP_RATIO": 4.0, "QKV_BIAS": True,
-        "DROPPATH_RATE": 0.1, "LAYER_SCALE_INIT_VALUE": 0.0, "DEPTH": 16, "NORM": "layernorm",
-        "DIM_MUL": [], "HEAD_MUL": [], "POOL_KV_STRIDE": [], "POOL_KV_STRIDE_ADAPTIVE": None,
-        "POOL_Q_STRIDE": [], "POOL_KVQ_KERNEL": None, "ZERO_DECAY_POS_CLS": True,
-        "NORM_STEM": False, "SEP_POS_EMBED": False, "DROPOUT_RATE": 0.0, "USE_ABS_POS": True,
-        "REL_POS_SPATIAL": False, "REL_POS_TEMPORAL": False, "REL_POS_ZERO_INIT": False,
-        "RESIDUAL_POOLING": False, "DIM_MUL_IN_ATT": False, "SEPARATE_QKV": False,
-        "HEAD_INIT_SCALE": 1.0, "USE_MEAN_POOLING": False, "USE_FIXED_SINCOS_POS": False,
-    },
-    "MVIT.REV": {
-        "ENABLE": False, "RESPATH_FUSE": "concat", "BUFFER_LAYERS": [], "RES_PATH": "conv",
-        "PRE_Q_FUSION": "avg",
-    },
-    "MODEL": {
-        "ARCH": "slowfast", "MODEL_NAME": "SlowFast", "NUM_CLASSES": 400, "DROPOUT_RATE": 0.5,
-        "HEAD_ACT": "softmax", "ACT_CHECKPOINT": False,
-    },
-    "DATA": {
-        "NUM_FRAMES": 8, "SAMPLING_RATE": 8, "MEAN": [0.45, 0.45, 0.45],
-        "STD": [0.225, 0.225, 0.225], "INPUT_CHANNEL_NUM": [3, 3], "TRAIN_CROP_SIZE": 224,
-        "TEST_CROP_SIZE": 256, "REVERSE_INPUT_CHANNEL": False, "IN_VAL_CROP_RATIO": 0.875,
-    },
-    "TRAIN": {"DATASET": "kinetics", "CHECKPOINT_FILE_PATH": ""},
-    "TEST": {
-        "DATASET": "kinetics", "CHECKPOINT_FILE_PATH": "", "NUM_ENSEMBLE_VIEWS": 10,
-        "NUM_SPATIAL_CROPS": 3,
-    },
-    "DETECTION": {"ENABLE": False},
-}
+from mvit_tasks.checkpoint.official_defaults import (  # noqa: E402
+    OFFICIAL_DEFAULTS,
+    _MVIT_ONLY,
+    _SLOWFAST_ONLY,
+    _SLOWFAST_ONLY_SECTIONS,
+)
 
-# facebookresearch/mvit mvit/config/defaults.py @ 3fd4d097 (image classification).
-_MVIT_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "MVIT": {
-        "MODE": "conv", "POOL_FIRST": False, "CLS_EMBED_ON": False, "PATCH_KERNEL": [7, 7],
-        "PATCH_STRIDE": [4, 4], "PATCH_PADDING": [3, 3], "EMBED_DIM": 96, "NUM_HEADS": 1,
-        "MLP_RATIO": 4.0, "QKV_BIAS": True, "DROPPATH_RATE": 0.1, "DEPTH": 16, "DIM_MUL": [],
-        "HEAD_MUL": [], "POOL_KV_STRIDE": None, "POOL_KV_STRIDE_ADAPTIVE": None,
-        "POOL_Q_STRIDE": [], "POOL_KVQ_KERNEL": [3, 3], "ZERO_DECAY_POS_CLS": False,
-        "USE_ABS_POS": False, "REL_POS_SPATIAL": True, "REL_POS_ZERO_INIT": False,
-        "RESIDUAL_POOLING": True, "DIM_MUL_IN_ATT": True,
-    },
-    "MODEL": {
-        "MODEL_NAME": "MViT", "NUM_CLASSES": 1000, "DROPOUT_RATE": 0.0, "HEAD_ACT": "softmax",
-        "ACT_CHECKPOINT": False,
-    },
-    "DATA": {
-        "MEAN": [0.485, 0.456, 0.406], "STD": [0.229, 0.224, 0.225], "TRAIN_CROP_SIZE": 224,
-        "TEST_CROP_SIZE": 224, "VAL_CROP_RATIO": 0.875,
-    },
-    "TRAIN": {"DATASET": "imagenet", "CHECKPOINT_FILE_PATH": ""},
-    "TEST": {
-        "DATASET": "imagenet", "CHECKPOINT_FILE_PATH": "", "CHECKPOINT_SQUEEZE_TEMPORAL": True,
-    },
-}
-
-OFFICIAL_DEFAULTS: Dict[str, Dict[str, Dict[str, Any]]] = {
-    SLOWFAST: _SLOWFAST_DEFAULTS,
-    MVIT: _MVIT_DEFAULTS,
-}
-
-# Keys / sections that exist in only one of the two repositories (used by detect_flavor).
-_SLOWFAST_ONLY = {
-    ("MVIT", k) for k in set(_SLOWFAST_DEFAULTS["MVIT"]) - set(_MVIT_DEFAULTS["MVIT"])
-} | {("MVIT", "REV"), ("MODEL", "ARCH"), ("DATA", "NUM_FRAMES"), ("DATA", "SAMPLING_RATE"),
-     ("DATA", "INPUT_CHANNEL_NUM"), ("DATA", "DECODING_BACKEND"), ("DATA", "USE_OFFSET_SAMPLING"),
-     ("DATA", "TRAIN_JITTER_SCALES"), ("TEST", "NUM_ENSEMBLE_VIEWS"), ("TEST", "NUM_SPATIAL_CROPS")}
-_SLOWFAST_ONLY_SECTIONS = {"DETECTION", "AVA", "MASK", "BN", "CONTRASTIVE", "MULTIGRID", "RESNET",
-                           "X3D", "NONLOCAL", "SLOWFAST", "TENSORBOARD", "DEMO", "VIS_MASK"}
-_MVIT_ONLY = {("TEST", "CHECKPOINT_SQUEEZE_TEMPORAL"), ("DATA", "VAL_CROP_RATIO")}
-
-
-# --------------------------------------------------------------------------------------------
-# Flavor detection
-# --------------------------------------------------------------------------------------------
 def detect_flavor(raw: Dict[str, Any], source: str = "<dict>") -> str:
     """``"slowfast"`` (PySlowFast: video, or ``PATCH_2D`` images) or ``"mvit"`` (image repo).
 
@@ -545,148 +467,6 @@ def _info(
         "zero_decay_pos_cls": _as_bool(view, "MVIT", "ZERO_DECAY_POS_CLS"),
         "warnings": warnings,
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------
-_KEY_WITH_VALUE = re.compile(r"^(?P<indent> *)[A-Za-z0-9_]+ *: *[^\s#]")
-
-
-def _repair_dedented_keys(text: str) -> Tuple[str, List[int]]:
-    """Re-indent ``KEY: value`` lines that sit dedented between two equally indented siblings.
-
-    Such a line is never valid YAML (a scalar key cannot own the indented lines after it); it is
-    the known defect of SlowFast ``configs/ImageNet/MVITv2_B.yaml`` (``DROPPATH_RATE: 0.3``).
-    Returns the new text and the 1-based numbers of the lines changed.
-    """
-    lines = text.split("\n")
-
-    def is_content(i: int) -> bool:
-        s = lines[i].strip()
-        return bool(s) and not s.startswith("#")
-
-    def indent(i: int) -> int:
-        return len(lines[i]) - len(lines[i].lstrip(" "))
-
-    fixed = []
-    for i, line in enumerate(lines):
-        m = _KEY_WITH_VALUE.match(line)
-        if not m:
-            continue
-        prev = next((j for j in range(i - 1, -1, -1) if is_content(j)), None)
-        nxt = next((j for j in range(i + 1, len(lines)) if is_content(j)), None)
-        if prev is None or nxt is None:
-            continue
-        dedented = indent(prev) == indent(nxt) > len(m.group("indent"))
-        if dedented and _KEY_WITH_VALUE.match(lines[prev]):
-            lines[i] = " " * indent(nxt) + line.lstrip(" ")
-            fixed.append(i + 1)
-    return "\n".join(lines), fixed
-
-
-def _node_text(node: Any) -> Any:
-    """Plain structure of a YAML node's source text (to compare duplicated values)."""
-    if isinstance(node, yaml.ScalarNode):
-        return node.value
-    if isinstance(node, yaml.SequenceNode):
-        return [_node_text(n) for n in node.value]
-    if isinstance(node, yaml.MappingNode):
-        return [(_node_text(k), _node_text(v)) for k, v in node.value]
-    return None
-
-
-def _duplicate_keys(text: str, path: str) -> List[str]:
-    """Warnings for keys given twice in one mapping with different values.
-
-    PyYAML (hence yacs / fvcore) silently keeps the last one, e.g. SlowFast
-    ``Kinetics/MVIT_B_32x3_CONV.yaml`` has ``DEPTH: 16`` and later ``DEPTH: 24``.
-    """
-    out: List[str] = []
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            seen: Dict[Any, Tuple[int, Any]] = {}
-            for k, v in node.value:
-                key = k.value if isinstance(k, yaml.ScalarNode) else None
-                if key is not None:
-                    line = k.start_mark.line + 1
-                    if key in seen and seen[key][1] != _node_text(v):
-                        out.append(
-                            f"{path}:{line}: duplicate key {prefix}{key} overrides the value "
-                            f"at line {seen[key][0]} (the last one wins, as upstream)"
-                        )
-                    seen[key] = (line, _node_text(v))
-                walk(v, f"{prefix}{key}.")
-        elif isinstance(node, yaml.SequenceNode):
-            for item in node.value:
-                walk(item, prefix)
-
-    walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
-    return out
-
-
-def _read_official_yaml(
-    path: str, _chain: Tuple[str, ...] = ()
-) -> Tuple[Dict[str, Any], List[str]]:
-    """Safe-load one official YAML (+ its ``_BASE_`` chain, fvcore style) -> (mapping, warnings)."""
-    path = os.path.abspath(os.path.expanduser(path))
-    if path in _chain:
-        raise ValueError("_BASE_ cycle: " + " -> ".join(_chain + (path,)))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"official config '{path}' does not exist")
-    with open(path, "r", encoding="utf-8") as f:
-        text = f.read()
-    warnings: List[str] = []
-    try:
-        data = yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as e:
-        raise ValueError(f"{path}: needs an unsafe YAML loader ({e.problem}); refused") from None
-    except yaml.YAMLError as e:
-        repaired, lines = _repair_dedented_keys(text)
-        try:
-            data = yaml.safe_load(repaired) if lines else None
-        except yaml.YAMLError:
-            lines = []
-        if not lines:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(e, "problem", None) or str(e)
-            raise ValueError(f"{path}: not valid YAML{where}: {problem}") from None
-        text = repaired
-        repaired_lines = repaired.split("\n")
-        warnings += [
-            f"{path}:{n}: re-indented the dedented line '{repaired_lines[n - 1].strip()}' into "
-            "its block (known upstream indentation defect)"
-            for n in lines
-        ]
-    warnings += _duplicate_keys(text, path)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: must hold a mapping, got {type(data).__name__}")
-    bases = data.pop("_BASE_", None)
-    if bases is None:
-        return data, warnings
-    merged: Dict[str, Any] = {}
-    for base in [bases] if isinstance(bases, str) else list(bases):
-        base = os.path.expanduser(base)
-        if not os.path.isabs(base):
-            base = os.path.join(os.path.dirname(path), base)
-        base_data, base_warnings = _read_official_yaml(base, _chain + (path,))
-        _deep_merge(merged, base_data)
-        warnings += base_warnings
-    _deep_merge(merged, data)
-    return merged, warnings
-
-
-def _deep_merge(dst: Dict[str, Any], src: Dict[str, Any]) -> None:
-    for k, v in src.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict):
-            _deep_merge(dst[k], v)
-        else:
-            dst[k] = copy.deepcopy(v)
-
 
 def load_official_config(
     path: str, flavor: Optional[str] = None
