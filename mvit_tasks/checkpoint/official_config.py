@@ -44,6 +44,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from mvit_tasks.checkpoint.official_defaults import (
+    _MVIT_ONLY,
+    _SLOWFAST_ONLY,
+    _SLOWFAST_ONLY_SECTIONS,
+    MVIT,
+    OFFICIAL_DEFAULTS,
+    SLOWFAST,
+)
 from mvit_tasks.checkpoint.official_yaml import _read_official_yaml
 from mvit_tasks.modeling.backbone.arch import _OPTIONAL_SEQ_FIELDS, MViTArch
 
@@ -57,14 +65,6 @@ __all__ = [
     "write_native_config",
 ]
 
-from mvit_tasks.checkpoint.official_defaults import MVIT, SLOWFAST
-
-from mvit_tasks.checkpoint.official_defaults import (  # noqa: E402
-    OFFICIAL_DEFAULTS,
-    _MVIT_ONLY,
-    _SLOWFAST_ONLY,
-    _SLOWFAST_ONLY_SECTIONS,
-)
 
 def detect_flavor(raw: Dict[str, Any], source: str = "<dict>") -> str:
     """``"slowfast"`` (PySlowFast: video, or ``PATCH_2D`` images) or ``"mvit"`` (image repo).
