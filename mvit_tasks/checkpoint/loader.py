@@ -5,6 +5,7 @@ prefixes are allowed (``MODEL.WEIGHTS_ALLOW_MISSING`` / ``..._ALLOW_UNEXPECTED``
 """
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Union
 
@@ -43,8 +44,12 @@ def _short(keys: Sequence[str], n: int = 6) -> str:
     return ", ".join(keys[:n]) + (f" ... (+{len(keys) - n})" if len(keys) > n else "")
 
 
-def _allowed(key: str, prefixes: Sequence[str]) -> bool:
-    return any(key.startswith(p) for p in prefixes)
+def _allowed(key: str, patterns: Sequence[str]) -> bool:
+    """A key is allowed if it starts with a plain prefix or matches a glob (``*.rel_pos_t``)."""
+    return any(
+        fnmatch.fnmatchcase(key, p) if any(c in p for c in "*?[") else key.startswith(p)
+        for p in patterns
+    )
 
 
 def _alias_final_norm(sd: dict, model_keys: Mapping[str, Any]) -> dict:
@@ -79,8 +84,9 @@ def load_weights(
 
     Args:
         source: converter name or ``"auto"`` (detected from the keys).
-        allow_missing / allow_unexpected: key prefixes that may be absent from / unused by the
-            checkpoint (e.g. ``["head."]`` to train a new head).
+        allow_missing / allow_unexpected: key prefixes or globs that may be absent from / unused
+            by the checkpoint (e.g. ``["head."]`` to train a new head, ``["*.rel_pos_t"]`` to
+            inflate an image checkpoint into a video model).
         allow_unsafe: read files that need arbitrary pickled objects (explicit opt-in).
         rename: maps a native key to the model's key (``None`` drops it), for models that nest
             the backbone elsewhere.

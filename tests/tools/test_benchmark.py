@@ -49,9 +49,9 @@ def _check_report(rep: dict, pairs, dtypes, train: bool = True) -> None:
 
 def test_benchmark_in_process_timm(tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, TOOL, "--pairs", "timm_v2_t", "--dtypes", "fp32", "bf16", "--frames", "4",
-           "--size", "64", "--iters", "1", "--warmup", "0", "--isolation", "none", "--threads", "2",
-           "--out", str(out)]
+    cmd = [sys.executable, TOOL, "--tiny", "--pairs", "timm_v2_t", "--dtypes", "fp32", "bf16",
+           "--frames", "4", "--size", "64", "--iters", "1", "--warmup", "0", "--isolation", "none",
+           "--threads", "2", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ratio ours/theirs" in proc.stdout
@@ -60,19 +60,33 @@ def test_benchmark_in_process_timm(tmp_path):
     assert rep["results"][0]["input_shape"] == [1, 3, 64, 64]
 
 
-@pytest.mark.slow
 def test_benchmark_subprocess_torchvision(tmp_path):
     """One fresh process per (model, dtype), as the default run does."""
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, TOOL, "--pairs", "torchvision_v2_s", "--dtypes", "fp32", "--frames", "4",
-           "--size", "64", "--iters", "1", "--warmup", "0", "--no-train", "--threads", "2",
-           "--out", str(out)]
+    cmd = [sys.executable, TOOL, "--tiny", "--pairs", "torchvision_v2_s", "--dtypes", "fp32",
+           "--frames", "4", "--size", "64", "--iters", "1", "--warmup", "0", "--no-train",
+           "--threads", "2", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads(out.read_text())
     _check_report(rep, ["torchvision_v2_s"], ["fp32"], train=False)
     assert rep["results"][0]["input_shape"] == [1, 3, 4, 64, 64]
-    assert rep["config"]["isolation"] == "subprocess"
+    assert rep["config"]["isolation"] == "subprocess" and rep["config"]["tiny"]
+    mem = rep["results"][0]["ours"]["mem_method"]
+    assert "RSS" in mem or "ru_maxrss" in mem
+
+
+@pytest.mark.slow
+def test_benchmark_full_size_pair_runs(tmp_path):
+    """The real torchvision mvit_v1_b vs ours at a small input, in subprocesses."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, TOOL, "--pairs", "torchvision_v1_b", "--dtypes", "bf16", "--frames", "4",
+           "--size", "64", "--iters", "1", "--warmup", "0", "--threads", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    _check_report(rep, ["torchvision_v1_b"], ["bf16"])
+    assert rep["results"][0]["ours"]["model"] == "ours:mvit_b_16x4"
 
 
 def test_modes_registry_and_pairs():
