@@ -70,6 +70,7 @@ def build(args: argparse.Namespace) -> Tuple[torch.nn.Module, Tuple[int, ...], s
         from mvit_tasks.config import arch_from_cfg, load_config
 
         cfg = load_config(args.config_file, args.opts)
+        meta["cfg"] = cfg
         arch, num_classes, name = arch_from_cfg(cfg), cfg.MODEL.NUM_CLASSES, args.config_file
         frames, crop = cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE
         dropout = cfg.MODEL.HEAD.DROPOUT_RATE
@@ -86,10 +87,18 @@ def build(args: argparse.Namespace) -> Tuple[torch.nn.Module, Tuple[int, ...], s
         if len(size) != (3 if arch.video else 2):
             raise SystemExit(f"--input-size takes {'T H W' if arch.video else 'H W'} for this model")
         shape = (1, arch.in_chans, *size)
-    if num_classes > 0:
-        model = Classifier.from_arch(arch, num_classes, dropout=dropout)
+    cfg = meta.pop("cfg", None)
+    if num_classes <= 0:
+        model: torch.nn.Module = MViT(arch)
+    elif cfg is not None:
+        try:  # the config's head settings (MODEL.HEAD.*)
+            from mvit_tasks.modeling.build import build_classifier
+        except ImportError:
+            model = Classifier.from_arch(arch, num_classes, dropout=dropout)
+        else:
+            model = build_classifier(cfg, num_classes)
     else:
-        model = MViT(arch)
+        model = Classifier.from_arch(arch, num_classes, dropout=dropout)
     meta["num_classes"] = num_classes
     return model, shape, name, meta
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import tempfile
 from typing import Any, Dict, Mapping
 
@@ -36,6 +37,8 @@ _SAFE_PKL_GLOBALS = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),  # numpy arrays pickled with protocol 5
+    ("numpy._core.numeric", "_frombuffer"),
     ("collections", "OrderedDict"),
     ("builtins", "set"),
     ("builtins", "frozenset"),
@@ -89,14 +92,22 @@ def load_checkpoint_file(path: str, allow_unsafe: bool = False) -> Any:
     return _torch_load(path, allow_unsafe)
 
 
+_GLOBAL_RE = re.compile(r"(GLOBAL \S+ was not an allowed global[^\n.]*|Unsupported global: [^\n]*|"
+                        r"Unsupported class [^\n]*)")
+
+
 def _torch_load(path: str, allow_unsafe: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        found = _GLOBAL_RE.search(str(e))
+        if found is None:  # corrupt or not a checkpoint at all (e.g. "Unsupported operand")
+            raise CheckpointFormatError(f"cannot read checkpoint '{path}': not a valid torch file "
+                                        "(corrupt, truncated, or another format)") from None
         if not allow_unsafe:
-            raise UnsafeCheckpointError(_unsafe_message(path, str(e))) from None
+            raise UnsafeCheckpointError(_unsafe_message(path, found.group(1))) from None
         return torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 (opt-in)
-    except (RuntimeError, EOFError, ValueError) as e:
+    except (RuntimeError, EOFError, ValueError, IndexError, KeyError, TypeError) as e:
         raise CheckpointFormatError(f"cannot read checkpoint '{path}': {e}") from None
 
 

@@ -88,3 +88,34 @@ def test_create_model_with_weights_and_new_head(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(same(x), src.eval()(x))
+
+
+def test_corrupt_files_are_format_errors_not_unsafe(tmp_path):
+    from mvit_tasks.checkpoint.io import CheckpointFormatError, UnsafeCheckpointError, load_checkpoint_file
+
+    (tmp_path / "g.pyth").write_text("garbage\n")
+    (tmp_path / "r.pth").write_bytes(bytes(range(256)) * 8)
+    for name in ("g.pyth", "r.pth"):
+        with pytest.raises(CheckpointFormatError, match=name):
+            load_checkpoint_file(str(tmp_path / name))
+    torch.save({"x": torch.zeros(2), "obj": _Opaque()}, tmp_path / "u.pth")
+    with pytest.raises(UnsafeCheckpointError, match=r"_Opaque.*WEIGHTS_UNSAFE_PICKLE"):
+        load_checkpoint_file(str(tmp_path / "u.pth"))
+    assert isinstance(load_checkpoint_file(str(tmp_path / "u.pth"), allow_unsafe=True)["obj"], _Opaque)
+
+
+def test_protocol5_numpy_pickle_is_safe(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from mvit_tasks.checkpoint.io import load_checkpoint_file
+
+    with open(tmp_path / "m.pkl", "wb") as f:
+        pickle.dump({"model": {"a": np.arange(6, dtype=np.float32).reshape(2, 3)}}, f, protocol=5)
+    obj = load_checkpoint_file(str(tmp_path / "m.pkl"))
+    torch.testing.assert_close(obj["model"]["a"], torch.arange(6.0).reshape(2, 3))
+
+
+class _Opaque:
+    pass

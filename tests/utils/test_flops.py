@@ -131,6 +131,7 @@ def test_backbone_only_dict_output():
     assert bb.training  # mode restored
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ours,theirs", [("mvitv2_s_16x4", "mvit_v2_s"), ("mvit_b_16x4", "mvit_v1_b")])
 def test_same_count_as_torchvision_model(ours, theirs, monkeypatch):
     """Our counter on our model and on torchvision's (same architecture, small input) agree."""
@@ -215,3 +216,17 @@ def test_analyze_model_backbone_only_in_process(tmp_path, capsys):
     assert [s["name"] for s in res["stages"]][-1] == "scale5"
     assert res["stages"][-1]["tokens"] == 2 * 2 * 2 + 1  # t=2, 2x2 grid, cls token
     assert "torchvision" in capsys.readouterr().out
+
+
+def test_analyze_model_config_file(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import analyze_model as tool
+    finally:
+        sys.path.pop(0)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("MODEL:\n  VARIANT: mvitv2_t\n  NUM_CLASSES: 10\nDATA:\n  TEST_CROP_SIZE: 64\n")
+    res = tool.main(["--config-file", str(cfg), "MODEL.MVIT.EMBED_DIM", "16"])
+    assert res["input_shape"] == [1, 3, 64, 64]
+    assert res["stages"][-1]["name"] == "head" and res["stages"][-1]["params"] == 128 * 10 + 10
+    assert res["stages"][1]["channels"] == 16
