@@ -178,3 +178,15 @@ def test_torch_compile_matches_eager():
     compiled = torch.compile(m)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), m(x), rtol=1e-4, atol=1e-4)
+
+
+def test_stage_names_follow_strides_for_a_three_stage_model():
+    """MViT-S-like layout (patch stride 8, three stages): names are scale3..scale5, not by index."""
+    arch = MViTArch(patch_kernel=(3, 8, 8), patch_stride=(2, 8, 8), patch_padding=(1, 0, 0),
+                    embed_dim=32, depth=3, dim_mul=[[1, 2.0], [2, 2.0]], head_mul=[[1, 2.0], [2, 2.0]],
+                    pool_q_stride=[[1, 1, 2, 2], [2, 1, 2, 2]], num_frames=4, spatial_size=(64, 64))
+    m = MViT(arch)
+    assert arch.stage_names() == ["scale3", "scale4", "scale5"]
+    assert {k: v.stride for k, v in m.output_shape().items()} == {"scale3": 8, "scale4": 16, "scale5": 32}
+    out = m(torch.randn(1, 3, 4, 64, 64))
+    assert out["scale3"].shape == (1, 32, 2, 8, 8)

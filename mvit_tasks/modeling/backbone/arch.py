@@ -21,6 +21,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 Int3 = Tuple[int, int, int]
 
 
+def stage_name(spatial_stride: int) -> str:
+    """``scale{k}`` for a stride of ``2**k`` (detectron2's naming); ``stride{s}`` otherwise."""
+    k = int(round(math.log2(spatial_stride))) if spatial_stride > 0 else -1
+    return f"scale{k}" if k >= 0 and 2**k == spatial_stride else f"stride{spatial_stride}"
+
+
 def round_width(width: float, multiplier: float, min_width: int = 1, divisor: int = 1) -> int:
     """Scale ``width`` by ``multiplier`` and round to a multiple of ``divisor`` (SlowFast rule)."""
     if not multiplier:
@@ -51,7 +57,7 @@ class BlockSpec:
     """Everything one MultiScaleBlock needs; all sizes are in tokens, shapes are (t, h, w)."""
 
     index: int
-    stage: int  # 0-based stage index; output name is f"scale{stage + 2}"
+    stage: int  # 0-based stage index (output names come from strides: see MViTArch.stage_names)
     dim_in: int
     dim_out: int
     att_dim: int  # width of q/k/v and of the MLP input (dim_out if dim_mul_in_att else dim_in)
@@ -264,9 +270,22 @@ class MViTArch:
             return None
         return kernel
 
+    def stage_strides(self) -> List[Tuple[int, int]]:
+        """(spatial, temporal) stride of every stage's output w.r.t. the input."""
+        out: List[Tuple[int, int]] = []
+        st_s, st_t = self.patch_stride3[1], self.patch_stride3[0]
+        specs = self.block_specs()
+        for s in specs:
+            st_t *= s.stride_q[0]
+            st_s *= s.stride_q[1]
+            if s.index == len(specs) - 1 or specs[s.index + 1].stage != s.stage:
+                out.append((st_s, st_t))
+        return out
+
     def stage_names(self) -> List[str]:
-        """Output names of the stages, ``scale2`` (stride 4) .. ``scale5`` (stride 32)."""
-        return [f"scale{i + 2}" for i in range(self.block_specs()[-1].stage + 1)]
+        """Output names, detectron2 style: ``scale{log2(stride)}`` (``scale2`` = stride 4 ..
+        ``scale5`` = stride 32 for every official MViT)."""
+        return [stage_name(s) for s, _ in self.stage_strides()]
 
     def stage_ends(self) -> List[int]:
         """Index of the last block of every stage."""

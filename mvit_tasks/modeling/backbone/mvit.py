@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import nn
 
-from .arch import MViTArch
+from .arch import MViTArch, stage_name
 from .base import Backbone, FeatureSpec
 from ..layers.block import MultiScaleBlock
 from ..layers.patch_embed import PatchEmbed
@@ -87,19 +87,14 @@ class MViT(Backbone):
             for s in specs
         )
 
-        # stage geometry -> output specs
+        # stage geometry -> output specs (names from strides, detectron2 style)
         self._stage_ends: Dict[int, str] = {}
         self._all_shapes: Dict[str, FeatureSpec] = {}
-        ps = arch.patch_stride3
-        stride_t, stride_s = ps[0], ps[1]
-        for s in specs:
-            stride_t *= s.stride_q[0]
-            stride_s *= s.stride_q[1]
-            is_end = s.index == len(specs) - 1 or specs[s.index + 1].stage != s.stage
-            if is_end:
-                name = f"scale{s.stage + 2}"
-                self._stage_ends[s.index] = name
-                self._all_shapes[name] = FeatureSpec(s.dim_out, stride_s, stride_t)
+        ends = [s.index for s in specs if s.index == len(specs) - 1 or specs[s.index + 1].stage != s.stage]
+        for end, (stride_s, stride_t) in zip(ends, arch.stage_strides()):
+            name = stage_name(stride_s)
+            self._stage_ends[end] = name
+            self._all_shapes[name] = FeatureSpec(specs[end].dim_out, stride_s, stride_t)
         names = list(self._all_shapes)
         out = list(arch.out_features) if arch.out_features is not None else names
         unknown = [n for n in out if n not in self._all_shapes]
