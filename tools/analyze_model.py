@@ -21,17 +21,24 @@ import json
 import os
 import sys
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from mvit_tasks.utils.flops import CONVENTIONS, DEFAULT_CONVENTION, analyze_model, format_analysis  # noqa: E402
+from mvit_tasks.utils.flops import (  # noqa: E402
+    CONVENTIONS,
+    DEFAULT_CONVENTION,
+    analyze_model,
+    format_analysis,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--variant", help="registered variant name (see --list)")
     src.add_argument("--config-file", help="YAML config (MODEL.VARIANT / MODEL.MVIT.*)")
@@ -85,7 +92,8 @@ def build(args: argparse.Namespace) -> Tuple[torch.nn.Module, Tuple[int, ...], s
         if arch.video and len(size) == 2:
             size = [frames] + size
         if len(size) != (3 if arch.video else 2):
-            raise SystemExit(f"--input-size takes {'T H W' if arch.video else 'H W'} for this model")
+            want = "T H W" if arch.video else "H W"
+            raise SystemExit(f"--input-size takes {want} for this model")
         shape = (1, arch.in_chans, *size)
     cfg = meta.pop("cfg", None)
     if num_classes <= 0:
@@ -110,7 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
         for n in list_variants():
             v = get_variant(n)
-            print(f"{n:<16} {v.task:<20} {v.gflops or '':>8} GFLOPs  {v.params_m or '':>6} M params")
+            print(f"{n:<16} {v.task:<20} {v.gflops or '':>8} GFLOPs  "
+                  f"{v.params_m or '':>6} M params")
         return {}
     if args.opts and args.opts[0] == "--":
         args.opts = args.opts[1:]
@@ -123,7 +132,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     print(f"model       : {name}")
     print(format_analysis(result))
     if meta.get("published_gflops") is not None:
-        print(f"published   : {meta['published_gflops']} GFLOPs, {meta['published_params_m']} M params")
+        print(f"published   : {meta['published_gflops']} GFLOPs, "
+              f"{meta['published_params_m']} M params")
     if args.json_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
         with open(args.json_out, "w") as f:

@@ -27,7 +27,6 @@ import argparse
 import os
 import pickle
 import sys
-import tempfile
 from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,17 +62,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def _save_pickle(obj: Any, path: str) -> None:
     """detectron2 model-zoo style ``.pkl`` (numpy arrays), written atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pkl", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=4)  # protocol 5 would use numpy._frombuffer
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from mvit_tasks.checkpoint.io import atomic_write
+
+    atomic_write(path, lambda f: pickle.dump(obj, f, protocol=4))
 
 
 def _export(sd: Dict[str, Any], layout: str, path: str, origin: str) -> None:

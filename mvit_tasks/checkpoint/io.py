@@ -16,7 +16,7 @@ import os
 import pickle
 import re
 import tempfile
-from typing import Any, Dict, Mapping
+from typing import Any, BinaryIO, Callable, Dict, Mapping
 
 import numpy as np
 import torch
@@ -122,14 +122,15 @@ def _numpy_to_torch(obj: Any) -> Any:
     return obj
 
 
-def save_checkpoint(obj: Any, path: str) -> None:
-    """``torch.save`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(f)`` on a temporary file in ``path``'s folder, fsync, then rename onto
+    ``path``; on any error the temporary file is removed and ``path`` is left untouched."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.splitext(path)[1], dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -137,6 +138,11 @@ def save_checkpoint(obj: Any, path: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save_checkpoint(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def extract_state_dict(obj: Any) -> Dict[str, torch.Tensor]:

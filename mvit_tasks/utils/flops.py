@@ -26,17 +26,19 @@ without a handler is never dropped silently.
 
 Differences between the two variants on the MViT family (measured, 1-view input):
 
-====================  ===========  ================  ==================
-model / input         ``fvcore``   ``torchvision``   published
-====================  ===========  ================  ==================
-MViTv2-S 16x4, 16x224  64.457       64.224            64.5 (issue) / 64.224 (torchvision)
-MViT-B 16x4, 16x224    70.804       70.599            70.6 (issue) / 70.599 (torchvision)
-MViTv2-T, 224          4.704        4.677             4.7 (paper, timm)
-====================  ===========  ================  ==================
+=========================  ===========  ===============  ==================================
+model / input              ``fvcore``   ``torchvision``  published
+=========================  ===========  ===============  ==================================
+MViTv2-S 16x4, 16x224^2    64.457       64.224           64.5 (issue) / 64.224 (torchvision)
+MViT-B 16x4, 16x224^2      70.804       70.599           70.6 (issue) / 70.599 (torchvision)
+MViTv2-T, 224^2            4.704        4.677            4.7 (paper, timm)
+=========================  ===========  ===============  ==================================
 
-The only difference between the two columns is LayerNorm (0.233 / 0.204 / 0.027 G). No single
-convention gives both 64.5 and 70.6 to within 0.05 G: 64.5 is fvcore's count with LayerNorm,
-70.6 is the count without it.
+The only difference between the two columns is LayerNorm (0.233 / 0.204 / 0.027 G); both count
+the rel-pos einsums and the pooling convs, neither counts softmax. MViTv2-S 16x4 by operator:
+linear 47.895, attention (q@k^T + attn@v) 14.430, conv (patch embedding + depthwise q/k/v
+pooling) 1.605, rel-pos einsums 0.294, LayerNorm 0.233 G. No single convention gives both 64.5
+and 70.6 to within 0.05 G: 64.5 is fvcore's count with LayerNorm, 70.6 is the count without it.
 
 einsum is counted exactly (product of the sizes of all indices of each pairwise contraction);
 fvcore's own handler rounds the generic case to 4 significant digits through
@@ -455,12 +457,9 @@ def _full_output_shape(backbone: nn.Module) -> Dict[str, Any]:
     """``output_shape()`` of the backbone with every stage as an output (built on ``meta``)."""
     from ..modeling.backbone.mvit import MViT
 
-    try:
-        with torch.device("meta"):
-            full = MViT(backbone.arch.replace(out_features=None))
-        return full.output_shape()
-    except Exception:  # pragma: no cover - fall back to the stages the model outputs
-        return backbone.output_shape()
+    with torch.device("meta"):
+        full = MViT(backbone.arch.replace(out_features=None))
+    return full.output_shape()
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -502,9 +501,7 @@ def stage_breakdown(
     )
     rows.append(StageStats("stem", flops.get(key("patch_embed"), 0), stem_params))
     shapes = _full_output_shape(bb)
-    n_stages = specs[-1].stage + 1
-    for s in range(n_stages):
-        name = f"scale{s + 2}"
+    for s, name in enumerate(bb.arch.stage_names()):
         idx = [sp.index for sp in specs if sp.stage == s]
         f = sum(flops.get(key(f"blocks.{i}"), 0) for i in idx)
         p = sum(params.get(key(f"blocks.{i}"), 0) for i in idx)
@@ -513,7 +510,8 @@ def stage_breakdown(
         row = StageStats(name, f, p, blocks=[idx[0], idx[-1]], num_heads=specs[idx[-1]].num_heads)
         fs = shapes.get(name)
         if fs is not None:
-            row.channels, row.stride, row.temporal_stride = fs.channels, fs.stride, fs.temporal_stride
+            row.channels, row.stride = fs.channels, fs.stride
+            row.temporal_stride = fs.temporal_stride
             if h_in is not None:
                 t = _ceil_div(t_in, fs.temporal_stride) if video_in else 1
                 row.grid = [t, _ceil_div(h_in, fs.stride), _ceil_div(w_in, fs.stride)]
@@ -577,17 +575,17 @@ def format_analysis(result: Dict[str, Any]) -> str:
         "by operator : " + ", ".join(f"{k} {v / 1e9:.3f} G" for k, v in
                                       sorted(result["by_operator"].items(), key=lambda kv: -kv[1])),
         "",
-        f"{'part':<8} {'blocks':>7} {'channels':>8} {'heads':>5} {'stride':>7} {'grid (t,h,w)':>14} "
-        f"{'tokens':>7} {'GFLOPs':>9} {'params':>12}",
+        f"{'part':<8} {'blocks':>7} {'channels':>8} {'heads':>5} {'stride':>7} "
+        f"{'grid (t,h,w)':>14} {'tokens':>7} {'GFLOPs':>9} {'params':>12}",
     ]
     for r in result["stages"]:
         blocks = f"{r['blocks'][0]}-{r['blocks'][1]}" if r.get("blocks") else ""
         stride = (f"{r['temporal_stride']}x{r['stride']}" if r.get("stride") else "")
         grid = "x".join(str(g) for g in r["grid"]) if r.get("grid") else ""
         lines.append(
-            f"{r['name']:<8} {blocks:>7} {r.get('channels') or '':>8} {r.get('num_heads') or '':>5} "
-            f"{stride:>7} {grid:>14} {r.get('tokens') or '':>7} {r['flops'] / 1e9:>9.3f} "
-            f"{r['params']:>12,}"
+            f"{r['name']:<8} {blocks:>7} {r.get('channels') or '':>8} "
+            f"{r.get('num_heads') or '':>5} {stride:>7} {grid:>14} {r.get('tokens') or '':>7} "
+            f"{r['flops'] / 1e9:>9.3f} {r['params']:>12,}"
         )
     lines.append("")
     nc = result["not_counted"]

@@ -89,10 +89,11 @@ def test_depthwise_conv_counted():
 
 
 # ------------------------------------------------------------------------- tiny models
+_KW = dict(spatial_size=(64, 64), embed_dim=16)
 TINY = {
-    "v2_video": (lambda: v2_video(4, (1, 2, 3), 4, spatial_size=(64, 64), embed_dim=16), (1, 3, 4, 64, 64)),
-    "v1_video": (lambda: v1_video(4, (1, 2, 3), 4, spatial_size=(64, 64), embed_dim=16), (1, 3, 4, 64, 64)),
-    "v2_image": (lambda: v2_image(4, (1, 2, 3), spatial_size=(64, 64), embed_dim=16), (1, 3, 64, 64)),
+    "v2_video": (lambda: v2_video(4, (1, 2, 3), 4, **_KW), (1, 3, 4, 64, 64)),
+    "v1_video": (lambda: v1_video(4, (1, 2, 3), 4, **_KW), (1, 3, 4, 64, 64)),
+    "v2_image": (lambda: v2_image(4, (1, 2, 3), **_KW), (1, 3, 64, 64)),
 }
 
 
@@ -107,7 +108,8 @@ def test_tiny_breakdown_adds_up(kind):
     names = [s["name"] for s in res["stages"]]
     assert names == ["stem", "scale2", "scale3", "scale4", "scale5", "head"]
     assert res["unknown_ops"] == {}
-    assert set(res["by_operator"]) >= {"linear", "conv", "scaled_dot_product_attention", "layer_norm"}
+    ops = {"linear", "conv", "scaled_dot_product_attention", "layer_norm"}
+    assert set(res["by_operator"]) >= ops
     # token geometry from output_shape(): 64 px -> 16, 8, 4, 2 tokens per side
     s2, s5 = res["stages"][1], res["stages"][4]
     t = 2 if len(shape) == 5 else 1
@@ -132,7 +134,9 @@ def test_backbone_only_dict_output():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ours,theirs", [("mvitv2_s_16x4", "mvit_v2_s"), ("mvit_b_16x4", "mvit_v1_b")])
+@pytest.mark.parametrize(
+    "ours,theirs", [("mvitv2_s_16x4", "mvit_v2_s"), ("mvit_b_16x4", "mvit_v1_b")]
+)
 def test_same_count_as_torchvision_model(ours, theirs, monkeypatch):
     """Our counter on our model and on torchvision's (same architecture, small input) agree."""
     tvm = pytest.importorskip("torchvision.models.video.mvit")
@@ -199,7 +203,8 @@ def test_analyze_model_cli_json(tmp_path):
     assert res["input_shape"] == [1, 3, 64, 64]
     assert res["convention"] == "fvcore" and "multiply-add" in res["convention_text"]
     assert sum(s["flops"] for s in res["stages"]) == res["flops"]
-    assert [s["name"] for s in res["stages"]] == ["stem", "scale2", "scale3", "scale4", "scale5", "head"]
+    names = [s["name"] for s in res["stages"]]
+    assert names == ["stem", "scale2", "scale3", "scale4", "scale5", "head"]
     assert res["stages"][1]["grid"] == [1, 16, 16] and res["stages"][1]["channels"] == 96
     assert res["unknown_ops"] == {} and "not_counted" in res
 
@@ -210,8 +215,8 @@ def test_analyze_model_backbone_only_in_process(tmp_path, capsys):
         import analyze_model as tool
     finally:
         sys.path.pop(0)
-    res = tool.main(["--variant", "mvit_b_16x4", "--input-size", "4", "64", "64", "--num-classes", "0",
-                     "--convention", "torchvision"])
+    res = tool.main(["--variant", "mvit_b_16x4", "--input-size", "4", "64", "64",
+                     "--num-classes", "0", "--convention", "torchvision"])
     assert res["num_classes"] == 0 and res["convention"] == "torchvision"
     assert [s["name"] for s in res["stages"]][-1] == "scale5"
     assert res["stages"][-1]["tokens"] == 2 * 2 * 2 + 1  # t=2, 2x2 grid, cls token
