@@ -90,15 +90,35 @@ def test_benchmark_full_size_pair_runs(tmp_path):
 
 
 def test_modes_registry_and_pairs():
+    from mvit_tasks.benchmark import MODES as PKG_MODES
+    from mvit_tasks.benchmark.pairs import DEFAULT_PAIRS, PAIRS, input_shape
+
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     try:
         import benchmark
     finally:
         sys.path.pop(0)
-    assert "backbone" in benchmark.MODES
+    assert benchmark.MODES is PKG_MODES and "backbone" in benchmark.MODES
     add_args, run = benchmark.MODES["backbone"]
     assert callable(add_args) and callable(run)
     args = benchmark.parse_args(["--frames", "4", "--size", "32", "--image-size", "48"])
-    assert args.mode == "backbone" and args.pairs == benchmark.DEFAULT_PAIRS
-    assert benchmark.input_shape(benchmark.PAIRS["timm_v2_t"], args) == (1, 3, 48, 48)
-    assert benchmark.input_shape(benchmark.PAIRS["torchvision_v1_b"], args) == (1, 3, 4, 32, 32)
+    assert args.mode == "backbone" and args.pairs == DEFAULT_PAIRS
+    assert args.train_iters == 3 and args.train_warmup == 1
+    assert input_shape(PAIRS["timm_v2_t"], args) == (1, 3, 48, 48)
+    assert input_shape(PAIRS["torchvision_v1_b"], args) == (1, 3, 4, 32, 32)
+
+
+def test_common_stats_ratio_and_isolation(tmp_path):
+    from mvit_tasks.benchmark import backbone, common
+
+    s = common.stats([3.0, 1.0, 2.0])
+    assert s["median_s"] == 2.0 and s["p10_s"] < 2.0 < s["p90_s"] and s["times_s"] == [3, 1, 2]
+    assert common.stats([])["median_s"] is None
+    assert common.ratio(1.0, 2.0) == 0.5 and common.ratio(None, 2.0) is None
+    assert common.ratio(1.0, 0.0) is None
+    assert common.get({"a": {"b": 1.5}}, "a", "b") == 1.5 and common.get({}, "a", "b") is None
+    # a failing child reports an error with the fallback fields instead of raising
+    spec = {"workdir": str(tmp_path), "pair": "no_such_pair"}
+    res = common.run_isolated(backbone.measure, spec, "subprocess", "bad", {"model": "m"})
+    assert res["model"] == "m" and "child failed" in res["error"]
+    assert "no_such_pair" in res["error"]
