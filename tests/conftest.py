@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning threads
+# made torch 5-30x slower. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 

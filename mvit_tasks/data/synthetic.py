@@ -86,14 +86,16 @@ def generate_moving_shapes(
         _remove_listed_clips(root)
         os.remove(meta_path)
     os.makedirs(root, exist_ok=True)
-    for split_id, (split, per_class) in enumerate(zip(_SPLITS, (num_per_class_train, num_per_class_val))):
+    per_split = (num_per_class_train, num_per_class_val)
+    for split_id, (split, per_class) in enumerate(zip(_SPLITS, per_split)):
         rows: List[Tuple[str, int]] = []
         for label, name in enumerate(CLASSES):
             os.makedirs(os.path.join(root, split, name), exist_ok=True)
             for i in range(per_class):
                 rng = np.random.default_rng([seed, split_id, label, i])
                 rel = f"{split}/{name}/{i:05d}.mp4"
-                write_video(os.path.join(root, rel), render_clip(name, rng, num_frames, size), fps=fps)
+                clip = render_clip(name, rng, num_frames, size)
+                write_video(os.path.join(root, rel), clip, fps=fps)
                 rows.append((rel, label))
         _write_atomic(os.path.join(root, f"{split}.csv"),
                       "path,label\n" + "".join(f"{p},{y}\n" for p, y in rows))
@@ -103,7 +105,7 @@ def generate_moving_shapes(
 
 
 def read_manifest(root: str, split: str) -> List[Tuple[str, int]]:
-    """``[(absolute path, label), ...]`` from ``root/<split>.csv`` (header ``path,label``)."""
+    """``[(root/path, label), ...]`` from ``root/<split>.csv`` (header ``path,label``)."""
     with open(os.path.join(root, f"{split}.csv"), newline="") as f:
         return [(os.path.join(root, r["path"]), int(r["label"])) for r in csv.DictReader(f)]
 
@@ -118,12 +120,11 @@ def read_labels(root: str) -> List[str]:
 def render_clip(label: str, rng: np.random.Generator, num_frames: int, size: int) -> np.ndarray:
     """Render one clip of class ``label``: ``T x size x size x 3`` uint8 RGB."""
     motion, backwards = _MOTION[label]
-    t = np.linspace(0.0, 1.0, num_frames)[:, None]  # T x 1, progress of the motion
     s = float(size)
 
     # Background: dark base colour, static texture, a little temporal noise.
     base = rng.uniform(0, 90, size=3)
-    texture = rng.normal(0, rng.uniform(4, 16), size=(size, size, 1)) + rng.normal(0, 4, (size, size, 3))
+    texture = rng.normal(0, rng.uniform(4, 16), (size, size, 1)) + rng.normal(0, 4, (size, size, 3))
     background = np.clip(base + texture, 0, 255)
     frames = np.repeat(background[None], num_frames, axis=0)
 
@@ -136,23 +137,34 @@ def render_clip(label: str, rng: np.random.Generator, num_frames: int, size: int
 
     # The actor.
     disk = rng.random() < 0.5
-    if motion == "grow":
-        r0 = rng.uniform(0.04, 0.08) * s
-        r1 = min(r0 * rng.uniform(2.0, 3.0), 0.25 * s)
-        r = r0 + (r1 - r0) * t[:, 0]
-        cx, cy = rng.uniform(r1 + 1, s - 1 - r1, size=2)
-        x, y = np.full(num_frames, cx), np.full(num_frames, cy)
-    else:
-        r = np.full(num_frames, rng.uniform(0.07, 0.12) * s)
-        dist = rng.uniform(0.3, 0.6) * s  # total displacement over the clip
-        along = rng.uniform(r[0] + 1, s - 1 - r[0] - dist) + dist * t[:, 0]
-        across = np.full(num_frames, rng.uniform(r[0] + 1, s - 1 - r[0]))
-        x, y = (along, across) if motion == "move_right" else (across, along)
+    x, y, r = actor_track(motion, rng, num_frames, size)
     _paint(frames, _colour(rng), disk, x, y, r)
 
     frames += rng.normal(0, 3, size=frames.shape)  # per-frame sensor noise
     clip = np.clip(frames, 0, 255).round().astype(np.uint8)
     return np.ascontiguousarray(clip[::-1]) if backwards else clip
+
+
+def actor_track(
+    motion: str, rng: np.random.Generator, num_frames: int, size: int
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre ``x``, ``y`` and radius ``r`` (pixels, one value per frame) of the moving shape for
+    a forward motion (``move_right``, ``move_down`` or ``grow``); the shape stays in the frame."""
+    t = np.linspace(0.0, 1.0, num_frames)  # progress of the motion
+    s = float(size)
+    if motion == "grow":
+        r0 = rng.uniform(0.04, 0.08) * s
+        r1 = min(r0 * rng.uniform(2.0, 3.0), 0.25 * s)
+        cx, cy = rng.uniform(r1 + 1, s - 1 - r1, size=2)
+        return np.full(num_frames, cx), np.full(num_frames, cy), r0 + (r1 - r0) * t
+    if motion not in ("move_right", "move_down"):
+        raise ValueError(f"unknown forward motion {motion!r}")
+    r = rng.uniform(0.07, 0.12) * s
+    dist = rng.uniform(0.3, 0.6) * s  # total displacement over the clip
+    along = rng.uniform(r + 1, s - 1 - r - dist) + dist * t
+    across = np.full(num_frames, rng.uniform(r + 1, s - 1 - r))
+    x, y = (along, across) if motion == "move_right" else (across, along)
+    return x, y, np.full(num_frames, r)
 
 
 def _colour(rng: np.random.Generator) -> np.ndarray:
