@@ -6,7 +6,7 @@ up an unknown name raises a ``KeyError`` that lists every registered name.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 T = TypeVar("T")
 

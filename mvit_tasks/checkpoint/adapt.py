@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Mapping, Tuple
+from typing import List, Mapping, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -14,7 +14,7 @@ resizing, image -> video inflation, head re-init) happen later against the targe
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping
 
 import torch
 
