@@ -14,8 +14,9 @@ Layout under ``root`` (paths in the CSVs are relative to ``root``)::
     val/<class>/<id>.mp4
     meta.json                   generation parameters; written last (marks a complete dataset)
 
-Clip ``(split, class, i)`` depends only on ``seed`` and those three numbers, so the dataset is
-deterministic and growing ``num_per_class_*`` keeps the existing clips.
+Clip ``(split, class, i)`` depends only on ``seed`` and those three numbers, so the rendered
+frames are deterministic (the H.264 encoding may differ by a few pixel levels between runs) and
+growing ``num_per_class_*`` keeps the existing clips.
 """
 from __future__ import annotations
 

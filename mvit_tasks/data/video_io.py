@@ -180,7 +180,8 @@ def write_video(
 
     H and W must be even (4:2:0 chroma). ``crf`` is x264's quality (0 lossless, 23 default).
     The container follows the extension (``.mp4``, ``.mkv``, ...). Encoding is single-threaded
-    so that the output is deterministic. ``options`` are extra encoder options, e.g.
+    for reproducibility, though decoded pixels may still differ slightly between runs.
+    ``options`` are extra encoder options, e.g.
     ``{"g": "8"}`` for a key frame every 8 frames (faster seeking).
     """
     frames = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
