@@ -5,7 +5,6 @@ import json
 import os
 
 import numpy as np
-import torch
 import pytest
 
 from mvit_tasks.data.synthetic import (
