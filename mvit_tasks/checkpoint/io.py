@@ -115,8 +115,7 @@ def _numpy_to_torch(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(obj))
     if isinstance(obj, Mapping):
-        return type(obj)((k, _numpy_to_torch(v)) for k, v in obj.items()) if isinstance(obj, dict) \
-            else {k: _numpy_to_torch(v) for k, v in obj.items()}
+        return {k: _numpy_to_torch(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(_numpy_to_torch(v) for v in obj)
     return obj

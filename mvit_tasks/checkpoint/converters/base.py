@@ -13,8 +13,7 @@ resizing, image -> video inflation, head re-init) happen later against the targe
 """
 from __future__ import annotations
 
-import re
-from typing import Callable, Dict, List, Mapping
+from typing import Dict, Mapping
 
 import torch
 
@@ -70,15 +69,6 @@ def detect_source(sd: Mapping[str, torch.Tensor]) -> str:
     )
 
 
-def rename_keys(sd: Mapping[str, torch.Tensor], rules: List[tuple]) -> StateDict:
-    """Apply ``(regex, replacement)`` rules in order to every key."""
-    out: StateDict = {}
-    for k, v in sd.items():
-        for pat, rep in rules:
-            k = re.sub(pat, rep, k)
-        out[k] = v
-    return out
-
 
 def to_5d(t: torch.Tensor) -> torch.Tensor:
     """A 2-D conv weight ``O x I x kh x kw`` as 3-D ``O x I x 1 x kh x kw`` (5-D stays)."""
@@ -93,11 +83,6 @@ def to_4d(t: torch.Tensor) -> torch.Tensor:
         return t[:, :, 0]
     return t
 
-
-def map_conv_weights(sd: StateDict, fn: Callable[[torch.Tensor], torch.Tensor]) -> StateDict:
-    """Apply ``fn`` to the patch-embedding and pooling conv weights of a native state dict."""
-    pat = re.compile(r"(patch_embed\.proj\.weight|attn\.pool_[qkv]\.weight)$")
-    return {k: (fn(v) if pat.search(k) else v) for k, v in sd.items()}
 
 
 def strip_prefix(sd: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
