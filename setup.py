@@ -27,6 +27,6 @@ setup(
         "matplotlib",
         "numpy",
     ],
-    extras_require={"test": ["timm", "pytest"]},
+    extras_require={"test": ["timm", "pytest", "faster-coco-eval"], "coco": ["faster-coco-eval"]},
     entry_points={"mvit_tasks.tasks": []},
 )

@@ -1,0 +1,76 @@
+"""DatasetEvaluator: the contract between a task's inference outputs and its metrics.
+
+Follows detectron2's ``DatasetEvaluator`` (reset / process / evaluate). Evaluators hold no
+timers and do no logging; ``evaluate()`` returns ``{task_name: {metric: value}}`` and
+gathers every rank's state itself (:func:`mvit_tasks.utils.comm.gather_list`), so each
+sample counts once when the engine's inference sampler shards without padding.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+
+class DatasetEvaluator:
+    """Accumulates (inputs, outputs) pairs and turns them into metrics."""
+
+    def reset(self) -> None:
+        """Forget everything processed so far (called before each evaluation)."""
+
+    def process(self, inputs: Any, outputs: Any) -> None:
+        """Consume one batch: ``inputs`` is the collated batch, ``outputs`` the model's output."""
+        raise NotImplementedError
+
+    def evaluate(self) -> Dict[str, Dict[str, float]]:
+        """``{task: {metric: value}}``; in distributed runs, the same result on every rank."""
+        raise NotImplementedError
+
+    def write_reports(self, output_dir: str) -> List[str]:
+        """Write extra files (JSON, PNG) for the last ``evaluate()``; returns their paths.
+
+        Call on the main process only. The default writes nothing.
+        """
+        return []
+
+
+class EvaluatorList(DatasetEvaluator):
+    """Runs several evaluators on the same outputs; merges their result dicts."""
+
+    def __init__(self, evaluators: Sequence[DatasetEvaluator]) -> None:
+        self.evaluators = list(evaluators)
+
+    def reset(self) -> None:
+        for e in self.evaluators:
+            e.reset()
+
+    def process(self, inputs: Any, outputs: Any) -> None:
+        for e in self.evaluators:
+            e.process(inputs, outputs)
+
+    def evaluate(self) -> Dict[str, Dict[str, float]]:
+        results: Dict[str, Dict[str, float]] = {}
+        for e in self.evaluators:
+            for task, metrics in e.evaluate().items():
+                clash = set(results.get(task, {})) & set(metrics)
+                if clash:
+                    raise KeyError(f"evaluators report the same metric(s) {sorted(clash)} for {task!r}")
+                results.setdefault(task, {}).update(metrics)
+        return results
+
+    def write_reports(self, output_dir: str) -> List[str]:
+        return [p for e in self.evaluators for p in e.write_reports(output_dir)]
+
+
+def flatten_results(results: Dict[str, Dict[str, float]], sep: str = "/") -> Dict[str, float]:
+    """``{"kinetics": {"top1": 80.1}}`` -> ``{"kinetics/top1": 80.1}`` (for logs and plots)."""
+    return {f"{task}{sep}{k}": v for task, metrics in results.items() for k, v in metrics.items()}
+
+
+def primary_metric(results: Dict[str, Dict[str, float]], name: Optional[str]) -> Optional[float]:
+    """The value of ``name`` (``"task/metric"`` or ``"metric"``) in ``results``; None if absent."""
+    if not name:
+        return None
+    flat = flatten_results(results)
+    if name in flat:
+        return flat[name]
+    hits = [v for k, v in flat.items() if k.rsplit("/", 1)[-1] == name]
+    return hits[0] if len(hits) == 1 else None

@@ -1,0 +1,102 @@
+"""The Task contract: one registered class bundles a task's config keys, model, data and metrics.
+
+``tools/train_net.py --task NAME`` resolves ``NAME`` (see :mod:`mvit_tasks.tasks`) and hands
+the task to the engine, which knows nothing else about it (detectron2's "trainer + mapper +
+evaluator", PySlowFast's task flags, folded into one object).
+
+Model I/O (what the engine relies on):
+
+- ``model(batch)`` in ``train()`` mode returns ``Dict[str, Tensor]`` of scalar losses; the
+  engine back-propagates their sum.
+- ``model(batch)`` in ``eval()`` mode returns the outputs that the task's evaluator consumes
+  through ``evaluator.process(batch, outputs)``.
+- ``batch`` is what the task's ``collate_fn`` makes of dataset samples: a dict that holds
+  ``"num_samples"`` (int) and ``"skipped"`` (list of ``(path, reason)``), plus tensors that
+  the engine moves to the device (nested lists / dicts included).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Dict, List, Optional
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from mvit_tasks.config import CfgNode
+from mvit_tasks.evaluation import DatasetEvaluator
+
+
+class HookBase:
+    """Extra per-task behaviour in the training loop; every method is optional.
+
+    ``trainer`` exposes ``cfg``, ``model`` (unwrapped), ``epoch``, ``iteration``,
+    ``output_dir`` and ``log(dict)``.
+    """
+
+    def before_train(self, trainer: Any) -> None:
+        pass
+
+    def after_step(self, trainer: Any) -> None:
+        pass
+
+    def after_epoch(self, trainer: Any) -> None:
+        pass
+
+    def after_train(self, trainer: Any) -> None:
+        pass
+
+
+class Task:
+    """Base class of every task. Subclass, fill in the ``build_*`` methods, register it::
+
+        @TASK_REGISTRY.register("my_task")
+        class MyTask(Task):
+            ...
+
+    Attributes:
+        name: set by the registry lookup (``resolve_task``) to the name it was found under.
+        default_metric: metric (``"metric"`` or ``"task/metric"``) maximised for the ``best``
+            checkpoint when ``TRAIN.BEST_METRIC`` is empty.
+        find_unused_parameters: passed to DistributedDataParallel.
+    """
+
+    name: ClassVar[str] = ""
+    default_metric: ClassVar[str] = ""
+    find_unused_parameters: ClassVar[bool] = False
+
+    @classmethod
+    def add_config(cls, cfg: CfgNode) -> None:
+        """Add this task's keys (in its own namespace) to ``cfg`` in place."""
+
+    def __init__(self, cfg: CfgNode) -> None:
+        self.cfg = cfg
+
+    # ------------------------------------------------------------------------------ model
+    def build_model(self) -> nn.Module:
+        """The model, with ``MODEL.WEIGHTS`` (pre-training) already loaded if set."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------- data
+    def build_dataset(self, split: str) -> Dataset:
+        """Dataset of ``split`` (``"train"``, ``"val"``, ``"test"``).
+
+        Training datasets receive ``(index, sample_seed)`` tuples from the engine's sampler
+        and must draw their augmentation randomness from ``sample_seed``.
+        """
+        raise NotImplementedError
+
+    def collate_fn(self) -> Callable[[List[Any]], Dict[str, Any]]:
+        """Samples -> batch dict (default: :func:`mvit_tasks.data.collate.collate_samples`)."""
+        from mvit_tasks.data.collate import collate_samples
+
+        return collate_samples
+
+    def batch_transform(self, train: bool) -> Optional[Callable[[Dict[str, Any]], Dict[str, Any]]]:
+        """A function applied to each batch on the device (e.g. mixup); None = none."""
+        return None
+
+    # ------------------------------------------------------------------------ evaluation
+    def build_evaluator(self, split: str) -> DatasetEvaluator:
+        raise NotImplementedError
+
+    def build_hooks(self) -> List[HookBase]:
+        return []

@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Top-1 / top-5 / mean class accuracy of saved video classification predictions.
+
+Reads a ``predictions.npz`` written by the video classification evaluator (or any ``.npz`` with
+``video_id`` (N,) str, ``label`` (N,) int (-1 = unlabelled) and ``logits`` or ``probs`` (N, K);
+several rows with one ``video_id`` are views of that video and are ensembled, SlowFast-style).
+
+Examples::
+
+    python tools/eval_classification.py --predictions output/eval/predictions.npz
+    python tools/eval_classification.py --predictions views.npz --classes labels.txt \\
+        --ensemble max --json-out metrics.json --output-dir reports/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mvit_tasks.data.manifest import read_class_list  # noqa: E402
+from projects.video_classification.evaluator import (  # noqa: E402
+    ENSEMBLE_METHODS,
+    PredictionsFileError,
+    evaluate_predictions,
+    load_predictions,
+    write_classification_reports,
+)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--predictions", required=True, help="the .npz of predictions")
+    p.add_argument("--classes", help="class list, one name per line (line i = class i)")
+    p.add_argument("--ensemble", choices=ENSEMBLE_METHODS,
+                   help="how views are combined (default: the file's method, else 'sum')")
+    p.add_argument("--topk", type=int, nargs="+", default=[1, 5])
+    p.add_argument("--expected-views", type=int,
+                   help="views per video (clips x crops); counts videos with fewer / more")
+    p.add_argument("--task-name", default="video_classification", help="key of the JSON")
+    p.add_argument("--json-out", help="write {task: {metric: value}} here")
+    p.add_argument("--output-dir", help="write per_class_accuracy.json and confusion_matrix.png")
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        views, meta = load_predictions(args.predictions)
+        num_classes = views.scores.shape[1]
+        names = meta.get("class_names")
+        if args.classes:
+            names = read_class_list(args.classes)
+            if len(names) != num_classes:
+                raise PredictionsFileError(
+                    f"{args.classes}: {len(names)} class names, but {args.predictions} has "
+                    f"{num_classes} classes")
+        ensemble = args.ensemble or meta.get("ensemble", "sum")
+        result = evaluate_predictions(views, ensemble, args.topk, args.expected_views)
+    except (PredictionsFileError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    m = result.metrics
+    print(f"{args.predictions}: {m['num_videos']} labelled videos, {m['num_views']} views, "
+          f"ensemble={ensemble}")
+    if "mean_class_accuracy" in m:
+        tops = "  ".join(f"top-{k}: {m[f'top{k}']:.2f}" for k in args.topk)
+        print(f"{tops}  mean class accuracy: {m['mean_class_accuracy']:.2f}  "
+              f"single-view top-1: {m['top1_single_view']:.2f}")
+    else:
+        print("no labelled videos: no accuracy")
+    for key, value in m.items():
+        if key.startswith("num_") and key not in ("num_videos", "num_views") and value:
+            print(f"{key}: {value}")
+    results = {args.task_name: m}
+    if args.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+        with open(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+    if args.output_dir:
+        paths = write_classification_reports(args.output_dir, result.videos, num_classes, names)
+        print("wrote " + ", ".join(paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
