@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence
 from torch import nn
 
 from ..registry import BACKBONE_REGISTRY
+from . import necks  # noqa: F401  (registers FPN in NECK_REGISTRY)
 from .backbone.mvit import MViT
 from .backbone.variants import get_variant, list_variants
 from .meta_arch.classifier import Classifier

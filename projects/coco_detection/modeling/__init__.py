@@ -1,0 +1,23 @@
+"""COCO detector: mvit-tasks backbone + FPN inside torchvision's Mask R-CNN, and its weights."""
+from .components import FixedScaleRoIAlign, FixedStrideAnchorGenerator
+from .d2_weights import (
+    D2LoadReport,
+    convert_detectron2_state_dict,
+    detectron2_key_map,
+    load_backbone_init,
+    load_detectron2_checkpoint,
+)
+from .detector import BOX_HEADS, build_box_head, build_mask_rcnn
+
+__all__ = [
+    "BOX_HEADS",
+    "D2LoadReport",
+    "FixedScaleRoIAlign",
+    "FixedStrideAnchorGenerator",
+    "build_box_head",
+    "build_mask_rcnn",
+    "convert_detectron2_state_dict",
+    "detectron2_key_map",
+    "load_backbone_init",
+    "load_detectron2_checkpoint",
+]
