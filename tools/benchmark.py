@@ -13,8 +13,27 @@ from typing import Any, Dict, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mvit_tasks.benchmark import MODES, description, run_benchmark  # noqa: E402
+from mvit_tasks.benchmark import MODES, description, register, run_benchmark  # noqa: E402
 from mvit_tasks.benchmark.common import run_spec_file  # noqa: E402
+
+
+def register_project_modes() -> None:
+    """Add the modes of ``projects/<name>/benchmark.py`` (``MODE_NAME``, ``add_args``, ``run``,
+    ``table``), e.g. ``ava_eval``; the projects stay unknown to the core."""
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    import projects
+
+    for info in pkgutil.iter_modules(projects.__path__, "projects."):
+        name = info.name + ".benchmark"
+        if info.ispkg and importlib.util.find_spec(name):
+            module = importlib.import_module(name)
+            register(module.MODE_NAME, module)
+
+
+register_project_modes()
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -14,7 +14,10 @@ evaluates the held-out split. Then it prints held-out top-1 next to chance. Outp
 plots, TensorBoard, checkpoints, per-class accuracy, confusion matrix) go to ``--out``.
 Extra arguments are ``KEY VALUE`` config overrides, e.g. ``SOLVER.MAX_EPOCH 5``.
 
-``--task ava|coco``: reserved for the task demos (not available yet, exit 2).
+``--task NAME [ARGS...]``: a project's own demo (e.g. ``ava``: boxes and top actions drawn on
+a video; ``coco``: detections drawn on an image). Projects provide it as
+``projects/<project>/demo.py`` with ``DEMO_NAME`` and ``main(argv) -> int``; ``--task NAME
+--help`` shows its arguments.
 """
 from __future__ import annotations
 
@@ -55,13 +58,28 @@ def run_quickstart(args: argparse.Namespace) -> Dict[str, Any]:
     return report
 
 
+def project_demos() -> Dict[str, Any]:
+    """``{DEMO_NAME: module}`` of every ``projects/<project>/demo.py`` that imports."""
+    import importlib
+    import pkgutil
+
+    import projects
+
+    found: Dict[str, Any] = {}
+    for info in pkgutil.iter_modules(projects.__path__, "projects."):
+        if info.ispkg and os.path.isfile(os.path.join(ROOT, *info.name.split("."), "demo.py")):
+            module = importlib.import_module(info.name + ".demo")
+            found[getattr(module, "DEMO_NAME", info.name.split(".")[-1])] = module
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quickstart", action="store_true",
                       help="train a tiny MViTv2 on generated Moving Shapes clips (CPU, minutes)")
-    mode.add_argument("--task", choices=("ava", "coco"), help="task demo (not available yet)")
+    mode.add_argument("--task", help="a project's demo: ava | coco (arguments follow)")
     parser.add_argument("--data", default=os.path.join("datasets", "demo_clips"),
                         help="demo dataset folder (generated if missing)")
     parser.add_argument("--out", default=os.path.join("output", "demo_moving_shapes"),
@@ -71,11 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--task"] and len(argv) > 1:  # the rest belongs to the project's demo
+        demos = project_demos()
+        if argv[1] not in demos:
+            print(f"demo --task {argv[1]}: no such demo (available: {sorted(demos)})",
+                  file=sys.stderr)
+            return 2
+        return int(demos[argv[1]].main(argv[2:]) or 0)
     args = build_parser().parse_args(argv)
     if args.quickstart:
         run_quickstart(args)
         return 0
-    print(f"demo --task {args.task}: not available yet (only --quickstart is)", file=sys.stderr)
+    print(f"demo --task {args.task}: no such demo", file=sys.stderr)
     return 2
 
 

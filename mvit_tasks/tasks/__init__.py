@@ -3,8 +3,10 @@
 A name is found, in this order:
 
 1. in ``TASK_REGISTRY`` (already imported);
-2. after importing every sub-package of the built-in ``projects`` package (each registers its
-   tasks on import);
+2. after importing the ``task`` module of every sub-package of the built-in ``projects``
+   package (``projects/<name>/task.py``, or the package itself when it has none), which
+   registers its tasks; project ``__init__`` files stay light, so the stand-alone evaluators
+   (``tools/eval_ava.py``) do not load the models;
 3. in the ``mvit_tasks.tasks`` entry-point group of installed distributions
    (``name = package.module:TaskClass``);
 4. as a module path: ``package.module`` (imported; it must register exactly one new task, or
@@ -13,6 +15,7 @@ A name is found, in this order:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from importlib import metadata
 from typing import Dict, List, Type
@@ -37,8 +40,10 @@ def load_builtin_projects() -> Dict[str, str]:
             return dict(_LOAD_ERRORS)
         for info in pkgutil.iter_modules(projects.__path__, "projects."):
             if info.ispkg:
+                task_module = info.name + ".task"
                 try:
-                    importlib.import_module(info.name)
+                    importlib.import_module(
+                        task_module if importlib.util.find_spec(task_module) else info.name)
                 except Exception as e:  # noqa: BLE001 - reported by list_tasks / resolve_task
                     _LOAD_ERRORS[info.name] = f"{type(e).__name__}: {e}"
     return dict(_LOAD_ERRORS)

@@ -1,3 +1,2 @@
-"""Video / image classification project: registers ``classification``, ``kinetics``,
-``ssv2`` and ``imagenet`` (see ``task.py`` and this folder's README)."""
-from . import task  # noqa: F401  (registers the tasks)
+"""Video / image classification project: ``task.py`` registers ``classification``,
+``kinetics``, ``ssv2`` and ``imagenet`` (imported by ``mvit_tasks.tasks`` on lookup)."""
