@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep (shared CPUs)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -71,10 +71,7 @@ def main_worker(args: argparse.Namespace) -> Dict[str, Any]:
         if args.resume:
             weights = trainer.checkpointer.path("last")
         if weights:
-            from mvit_tasks.engine.checkpointer import load_model_weights
-
-            load_model_weights(trainer.model, weights, cfg.MODEL.WEIGHTS_SOURCE,
-                               cfg.MODEL.WEIGHTS_UNSAFE_PICKLE)
+            trainer.task.load_eval_weights(trainer.model, weights)
         results = trainer.test("eval_only")
         out = {"task": task_cls.name, "results": results,
                "skipped_eval": [list(s) for s in trainer.last_eval_skipped]}

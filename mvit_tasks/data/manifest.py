@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 REQUIRED_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("video_id", "start_sec", "end_sec")
@@ -116,39 +116,51 @@ def read_manifest(
     index = {name: i for i, name in enumerate(classes)} if classes is not None else None
     n_cls = len(classes) if classes is not None else num_classes
     records: List[ClipRecord] = []
-    with open(path, newline="", encoding="utf-8") as f:
+    for line, row, col in iter_csv_rows(path, REQUIRED_COLUMNS, "a header 'path,label,...'"):
+        rel = row[col["path"]].strip()
+        if not rel:
+            raise ManifestError(path, line, "empty 'path'")
+        label = _parse_label(row[col["label"]].strip(), index, n_cls, allow_unlabelled,
+                             path, line)
+        full = rel if os.path.isabs(rel) else os.path.join(root, rel)
+        vid = row[col["video_id"]].strip() if "video_id" in col else ""
+        start = _parse_float(row[col["start_sec"]], path, line, "start_sec") \
+            if "start_sec" in col else None
+        end = _parse_float(row[col["end_sec"]], path, line, "end_sec") \
+            if "end_sec" in col else None
+        if start is not None and end is not None and end <= start:
+            raise ManifestError(path, line, f"end_sec {end} <= start_sec {start}")
+        extra = {h: row[i] for h, i in col.items()
+                 if h not in REQUIRED_COLUMNS and h not in OPTIONAL_COLUMNS}
+        records.append(ClipRecord(full, label, vid or rel, start, end, line, extra))
+    return records
+
+
+def iter_csv_rows(path: str, required: Sequence[str], expected: str, lower: bool = False,
+                  encoding: str = "utf-8") -> Iterator[Tuple[int, List[str], Dict[str, int]]]:
+    """``(line, fields, column index)`` for each non-blank data row of a CSV with a header.
+
+    Raises :class:`ManifestError` (file:line) for an empty file, a header without the
+    ``required`` columns (``expected`` describes the header in the message) or a row whose
+    field count differs from the header's. ``lower`` lower-cases the header names.
+    """
+    with open(path, newline="", encoding=encoding) as f:
         reader = csv.reader(f)
         try:
-            header = [h.strip() for h in next(reader)]
+            header = [h.strip().lower() if lower else h.strip() for h in next(reader)]
         except StopIteration:
-            raise ManifestError(path, 1, "empty file (expected a header 'path,label,...')") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            raise ManifestError(path, 1, f"empty file (expected {expected})") from None
+        missing = [c for c in required if c not in header]
         if missing:
             raise ManifestError(path, 1, f"header {header} lacks column(s) {missing}")
         col = {name: i for i, name in enumerate(header)}
         for row in reader:
-            line = reader.line_num
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != len(header):
-                raise ManifestError(path, line, f"{len(row)} fields, the header has {len(header)}")
-            rel = row[col["path"]].strip()
-            if not rel:
-                raise ManifestError(path, line, "empty 'path'")
-            label = _parse_label(row[col["label"]].strip(), index, n_cls, allow_unlabelled,
-                                 path, line)
-            full = rel if os.path.isabs(rel) else os.path.join(root, rel)
-            vid = row[col["video_id"]].strip() if "video_id" in col else ""
-            start = _parse_float(row[col["start_sec"]], path, line, "start_sec") \
-                if "start_sec" in col else None
-            end = _parse_float(row[col["end_sec"]], path, line, "end_sec") \
-                if "end_sec" in col else None
-            if start is not None and end is not None and end <= start:
-                raise ManifestError(path, line, f"end_sec {end} <= start_sec {start}")
-            extra = {h: row[i] for h, i in col.items()
-                     if h not in REQUIRED_COLUMNS and h not in OPTIONAL_COLUMNS}
-            records.append(ClipRecord(full, label, vid or rel, start, end, line, extra))
-    return records
+                raise ManifestError(path, reader.line_num,
+                                    f"{len(row)} fields, the header has {len(header)}")
+            yield reader.line_num, row, col
 
 
 def _parse_label(value: str, index: Optional[Dict[str, int]], n_cls: Optional[int],

@@ -75,6 +75,14 @@ class Task:
         """The model, with ``MODEL.WEIGHTS`` (pre-training) already loaded if set."""
         raise NotImplementedError
 
+    def load_eval_weights(self, model: nn.Module, path: str) -> None:
+        """Weights for ``--eval-only``: a training checkpoint of this engine, or any format the
+        core converters know (the default); tasks with other formats override this."""
+        from mvit_tasks.engine.checkpointer import load_model_weights
+
+        load_model_weights(model, path, self.cfg.MODEL.WEIGHTS_SOURCE,
+                           self.cfg.MODEL.WEIGHTS_UNSAFE_PICKLE)
+
     # ------------------------------------------------------------------------------- data
     def build_dataset(self, split: str) -> Dataset:
         """Dataset of ``split`` (``"train"``, ``"val"``, ``"test"``).

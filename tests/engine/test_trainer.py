@@ -145,3 +145,24 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     r2 = json.loads((tmp_path / "n2" / "final_report.json").read_text())["results"]["toy"]
     assert r2["num_samples"] == r2["num_unique"] == 21  # 21 = 10 + 11 over two ranks, no padding
     assert r1["top1"] == r2["top1"]
+
+
+def test_gradient_accumulation_matches_the_full_batch(run, tmp_path):
+    """ACCUM_STEPS 4 x micro-batch 2 == one batch of 8 (same samples, mean loss, same LR)."""
+    run(tmp_path / "a", "SOLVER.MAX_EPOCH", "2", "TRAIN.EVAL_PERIOD", "0")
+    run(tmp_path / "b", "SOLVER.MAX_EPOCH", "2", "TRAIN.EVAL_PERIOD", "0", "SOLVER.ACCUM_STEPS", "4")
+    a = load_checkpoint_file(str(tmp_path / "a" / "checkpoints" / "last.pth"))
+    b = load_checkpoint_file(str(tmp_path / "b" / "checkpoints" / "last.pth"))
+    assert a["iteration"] == b["iteration"] == 16
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_trains_on_cpu(run, tmp_path):
+    report = run(tmp_path, "TRAIN.MIXED_PRECISION", "bf16")
+    assert report["results"]["toy"]["top1"] > 60.0  # fp32: 81 %, chance 33 %
+
+
+def test_fp16_without_a_gpu_is_refused(run, tmp_path):
+    with pytest.raises(ValueError, match="fp16 mixed precision needs a GPU"):
+        run(tmp_path, "TRAIN.MIXED_PRECISION", "fp16", "SOLVER.MAX_EPOCH", "1")

@@ -20,13 +20,13 @@ whose video file was not found (skipped and counted, never dropped silently).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from mvit_tasks.data.manifest import (
+    iter_csv_rows,
     ClipRecord,
     ManifestError,
     read_class_list,
@@ -90,38 +90,24 @@ def read_kinetics_csv(path: str, labelled: bool = True) -> List[KineticsRow]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Kinetics CSV not found: '{path}'")
     rows: List[KineticsRow] = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        try:
-            header = [h.strip().lower() for h in next(reader)]
-        except StopIteration:
-            raise ManifestError(path, 1, "empty file (expected a Kinetics CSV header)") from None
-        required = ("label",) * labelled + ("youtube_id", "time_start", "time_end")
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ManifestError(path, 1, f"header {header} lacks column(s) {missing}")
-        col = {name: i for i, name in enumerate(header)}
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise ManifestError(path, line, f"{len(row)} fields, the header has {len(header)}")
-            yid = row[col["youtube_id"]].strip()
-            if not yid:
-                raise ManifestError(path, line, "empty 'youtube_id'")
-            start = _parse_time(row[col["time_start"]].strip(), path, line, "time_start")
-            end = _parse_time(row[col["time_end"]].strip(), path, line, "time_end")
-            if end <= start:
-                raise ManifestError(path, line, f"time_end {end} <= time_start {start}")
-            label: Optional[str] = None
-            if "label" in col:
-                label = row[col["label"]].strip() or None
-                if label is None and labelled:
-                    raise ManifestError(path, line, "empty 'label' (only unlabelled splits, e.g. "
-                                                    "test, may lack labels)")
-            split = row[col["split"]].strip() if "split" in col else ""
-            rows.append(KineticsRow(yid, start, end, label, split, line))
+    required = ("label",) * labelled + ("youtube_id", "time_start", "time_end")
+    for line, row, col in iter_csv_rows(path, required, "a Kinetics CSV header", lower=True,
+                                        encoding="utf-8-sig"):
+        yid = row[col["youtube_id"]].strip()
+        if not yid:
+            raise ManifestError(path, line, "empty 'youtube_id'")
+        start = _parse_time(row[col["time_start"]].strip(), path, line, "time_start")
+        end = _parse_time(row[col["time_end"]].strip(), path, line, "time_end")
+        if end <= start:
+            raise ManifestError(path, line, f"time_end {end} <= time_start {start}")
+        label: Optional[str] = None
+        if "label" in col:
+            label = row[col["label"]].strip() or None
+            if label is None and labelled:
+                raise ManifestError(path, line, "empty 'label' (only unlabelled splits, e.g. "
+                                                "test, may lack labels)")
+        split = row[col["split"]].strip() if "split" in col else ""
+        rows.append(KineticsRow(yid, start, end, label, split, line))
     return rows
 
 
