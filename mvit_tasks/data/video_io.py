@@ -6,17 +6,25 @@ threaded decoding. Frame indices are derived from presentation timestamps, as in
 ``decoder.py`` / torchvision's ``read_video``. Unreadable, empty and truncated files raise
 :class:`VideoDecodeError`, which names the file.
 
+:func:`read_frames` decodes an arbitrary sorted list of frame indices (SSv2 segment sampling,
+clips at a resampled frame rate) and can pick the indices from the container header in the same
+open (``indices`` as a function of :class:`VideoInfo`). :func:`probe_video` reads the header
+only: frame count, frame rate, duration and size.
+
 :func:`write_video` writes ``T x H x W x 3`` uint8 frames as an H.264 (libx264, yuv420p) file.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import threading
 from fractions import Fraction
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 import torch
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -29,6 +37,35 @@ class VideoDecodeError(RuntimeError):
         self.path = os.fspath(path)
         self.reason = reason
         super().__init__(f"cannot decode video '{self.path}': {reason}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    """What a container header says about a video stream (or a frame folder).
+
+    Attributes:
+        num_frames: frame count; from the header when ``frames_exact``, else estimated from the
+            duration and frame rate; ``None`` when neither is known.
+        fps: average frame rate (``None`` when unknown).
+        width, height: frame size in pixels (0 when unknown).
+        frames_exact: ``num_frames`` is the header's frame count (mp4), not an estimate (webm).
+    """
+
+    num_frames: Optional[int]
+    fps: Optional[float]
+    width: int = 0
+    height: int = 0
+    frames_exact: bool = False
+
+    @property
+    def duration_sec(self) -> Optional[float]:
+        """``num_frames / fps`` (``None`` when either is unknown)."""
+        if self.num_frames is None or not self.fps:
+            return None
+        return self.num_frames / self.fps
+
+
+IndexSpec = Union[Sequence[int], Callable[[VideoInfo], Sequence[int]]]
 
 
 def read_clip(
@@ -65,47 +102,131 @@ def read_clip(
         raise ValueError(
             f"num_frames and sampling_rate must be >= 1, got {num_frames}, {sampling_rate}"
         )
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"video file not found: '{os.fspath(path)}'")
     span = (num_frames - 1) * sampling_rate + 1
+
+    def wanted(info: VideoInfo) -> Sequence[int]:
+        first = start
+        if first is None:
+            total = info.num_frames if info.frames_exact else None
+            first = max(0, (total - span) // 2) if total else 0
+        return range(first, first + span, sampling_rate)
+
+    clip, _ = read_frames(path, wanted, pad_short=pad_short, thread_type=thread_type)
+    return clip
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Frame count, frame rate and size from the container header (nothing is decoded).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        VideoDecodeError: the file cannot be opened or has no video stream.
+    """
+    container = _open(path)
     try:
-        container = av.open(os.fspath(path))
-    except av.error.FFmpegError as e:
-        raise VideoDecodeError(path, f"cannot open ({e})") from None
+        return _stream_info(container, _video_stream(container, path))
+    finally:
+        container.close()
+
+
+def read_frames(
+    path: PathLike,
+    indices: IndexSpec,
+    pad_short: bool = False,
+    thread_type: Optional[str] = "AUTO",
+) -> Tuple[torch.Tensor, VideoInfo]:
+    """Decode the frames at ``indices`` (0-based, non-decreasing, repeats allowed).
+
+    Decoding seeks to the key frame before the first index and stops after the last one.
+
+    Args:
+        path: video file.
+        indices: the frame indices, or a function ``VideoInfo -> indices`` called once the
+            header is read (so a sampler can use the frame count without opening the file twice).
+        pad_short: indices past the end of the video repeat the last decoded frame (the last
+            one of ``indices`` that exists) instead of raising. Samplers that know the frame
+            count clamp their indices to it (SlowFast's clamping); this covers headers that
+            overstate it.
+        thread_type: FFmpeg decoder threading (see :func:`read_clip`).
+
+    Returns:
+        ``(frames, info)``: ``len(indices) x H x W x 3`` uint8 RGB tensor and the header info.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``indices`` is empty, negative or decreasing.
+        VideoDecodeError: as :func:`read_clip`.
+    """
+    container = _open(path)
     try:
-        if not container.streams.video:
-            raise VideoDecodeError(path, "no video stream")
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         if thread_type:
             stream.thread_type = thread_type
         else:
             stream.codec_context.thread_count = 1
-        total = stream.frames or None  # from the container header; 0 when unknown
-        if start is None:
-            start = max(0, (total - span) // 2) if total else 0
-        if start < 0:
-            raise ValueError(f"start must be >= 0, got {start}")
-        wanted = list(range(start, start + span, sampling_rate))
+        info = _stream_info(container, stream)
+        wanted = list(indices(info) if callable(indices) else indices)
+        if not wanted:
+            raise ValueError("no frame indices to decode")
+        if wanted[0] < 0 or any(b < a for a, b in zip(wanted, wanted[1:])):
+            raise ValueError(f"frame indices must be >= 0 and non-decreasing, got {wanted}")
         frames = _decode_indices(container, stream, path, wanted)
     finally:
         container.close()
 
+    total = info.num_frames if info.frames_exact else None
     if not frames:
-        raise VideoDecodeError(path, f"no frame decoded at or after frame {start}"
+        raise VideoDecodeError(path, f"no frame decoded at or after frame {wanted[0]}"
                                + (f" (the header announces {total} frames)" if total else ""))
     if len(frames) < len(wanted):
+        end = _last_index(frames)
         if total and wanted[len(frames)] < total:
             raise VideoDecodeError(
-                path, f"truncated: decoding stopped after frame {_last_index(frames)} "
+                path, f"truncated: decoding stopped after frame {end} "
                 f"but the header announces {total} frames"
             )
         if not pad_short:
             raise VideoDecodeError(
                 path, f"too short: the clip needs frames {wanted[0]}..{wanted[-1]} but the "
-                f"video ends after frame {_last_index(frames)} (use pad_short=True to repeat it)"
+                f"video ends after frame {end} (use pad_short=True to repeat it)"
             )
         frames += [frames[-1]] * (len(wanted) - len(frames))
-    return torch.from_numpy(np.stack([f for _, f in frames]))
+    if any(f.shape != frames[0][1].shape for _, f in frames):
+        raise VideoDecodeError(path, "the frame size changes inside the clip")
+    return torch.from_numpy(np.stack([f for _, f in frames])), info
+
+
+def _open(path: PathLike) -> "av.container.InputContainer":
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video file not found: '{os.fspath(path)}'")
+    try:
+        return av.open(os.fspath(path))
+    except av.error.FFmpegError as e:
+        raise VideoDecodeError(path, f"cannot open ({e})") from None
+
+
+def _video_stream(container, path: PathLike) -> "av.video.stream.VideoStream":
+    if not container.streams.video:
+        raise VideoDecodeError(path, "no video stream")
+    return container.streams.video[0]
+
+
+def _stream_info(container, stream) -> VideoInfo:
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else None
+    if stream.frames:
+        num, exact = int(stream.frames), True
+    else:  # no frame count in the header (webm, mkv): estimate it from the duration
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = None
+        num = int(round(duration * fps)) if duration and fps else None
+        exact = False
+    ctx = stream.codec_context
+    return VideoInfo(num, fps, int(ctx.width or 0), int(ctx.height or 0), exact)
 
 
 def _last_index(frames: List[Tuple[int, np.ndarray]]) -> int:
@@ -146,13 +267,31 @@ def _decode_indices(
             index = count
         if index < wanted[k]:
             continue
-        image = frame.to_ndarray(format="rgb24")
+        image = _to_rgb(frame)
         while k < len(wanted) and wanted[k] <= index:
             out.append((index, image))
             k += 1
         if k == len(wanted):
             break
     return out
+
+
+_LOCAL = threading.local()
+
+
+def _to_rgb(frame: "av.VideoFrame") -> np.ndarray:
+    """``H x W x 3`` uint8 RGB. One reformatter per thread keeps its swscale context between
+    frames; ``frame.to_ndarray(format="rgb24")`` builds a new one per frame, 3-5x slower.
+
+    swscale runs single-threaded (``threads=1``): a context with slice threads that a
+    DataLoader worker inherits through ``fork`` waits forever on threads that do not exist in
+    the child (both when used and when freed). Parallelism comes from the workers instead. The
+    cache is also per process, so a child builds its own context.
+    """
+    cached = getattr(_LOCAL, "reformatter", None)
+    if cached is None or cached[0] != os.getpid():
+        cached = _LOCAL.reformatter = (os.getpid(), VideoReformatter())
+    return cached[1].reformat(frame, format="rgb24", threads=1).to_ndarray()
 
 
 def _frames(container, stream, path: PathLike) -> Iterator["av.VideoFrame"]:
