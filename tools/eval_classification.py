@@ -23,11 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mvit_tasks.data.manifest import read_class_list  # noqa: E402
 from projects.video_classification.evaluator import (  # noqa: E402
+    load_predictions,
+    write_classification_reports,
+)
+from projects.video_classification.metrics import (  # noqa: E402
     ENSEMBLE_METHODS,
     PredictionsFileError,
     evaluate_predictions,
-    load_predictions,
-    write_classification_reports,
 )
 
 
