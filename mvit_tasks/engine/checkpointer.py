@@ -91,12 +91,20 @@ class Checkpointer:
 
 
 def load_model_weights(model: torch.nn.Module, path: str, source: str = "auto",
-                       allow_unsafe: bool = False) -> None:
-    """Weights for evaluation: an mvit-tasks training checkpoint is loaded strictly as is;
-    anything else goes through the converters (:func:`mvit_tasks.checkpoint.loader.load_weights`)."""
+                       allow_unsafe: bool = False, use_ema: bool = False) -> None:
+    """Weights for evaluation: an mvit-tasks training checkpoint is loaded strictly as is (its
+    EMA weights with ``use_ema`` when it has them, as ``TRAIN.EMA.EVAL`` evaluates during
+    training); anything else goes through the converters
+    (:func:`mvit_tasks.checkpoint.loader.load_weights`)."""
     obj = load_checkpoint_file(path, allow_unsafe)
     if isinstance(obj, dict) and "format_version" in obj and isinstance(obj.get("model"), dict):
-        model.load_state_dict(obj["model"])
+        ema = obj.get("ema")
+        if use_ema and isinstance(ema, dict) and ema.get("shadow"):
+            state = dict(obj["model"])
+            state.update({k: v.to(state[k].dtype) for k, v in ema["shadow"].items()})
+            model.load_state_dict(state)
+        else:
+            model.load_state_dict(obj["model"])
         return
     from mvit_tasks.checkpoint.loader import load_weights
 

@@ -80,8 +80,9 @@ class Task:
         core converters know (the default); tasks with other formats override this."""
         from mvit_tasks.engine.checkpointer import load_model_weights
 
+        ema = self.cfg.get("TRAIN") and self.cfg.TRAIN.EMA.ENABLE and self.cfg.TRAIN.EMA.EVAL
         load_model_weights(model, path, self.cfg.MODEL.WEIGHTS_SOURCE,
-                           self.cfg.MODEL.WEIGHTS_UNSAFE_PICKLE)
+                           self.cfg.MODEL.WEIGHTS_UNSAFE_PICKLE, use_ema=bool(ema))
 
     # ------------------------------------------------------------------------------- data
     def build_dataset(self, split: str) -> Dataset:

@@ -166,3 +166,15 @@ def test_bf16_autocast_trains_on_cpu(run, tmp_path):
 def test_fp16_without_a_gpu_is_refused(run, tmp_path):
     with pytest.raises(ValueError, match="fp16 mixed precision needs a GPU"):
         run(tmp_path, "TRAIN.MIXED_PRECISION", "fp16", "SOLVER.MAX_EPOCH", "1")
+
+
+def test_eval_only_uses_the_ema_weights_like_training_did(run, tmp_path):
+    opts = ["TRAIN.EMA.ENABLE", "True", "TRAIN.EMA.DECAY", "0.8", "SOLVER.MAX_EPOCH", "2"]
+    report = run(tmp_path / "a", *opts)
+    ckpt = str(tmp_path / "a" / "checkpoints" / "last.pth")
+    with_ema = run(tmp_path / "b", *opts, "TEST.CHECKPOINT_FILE_PATH", ckpt, flags=["--eval-only"])
+    assert with_ema["results"] == report["results"]
+    raw = run(tmp_path / "c", "TEST.CHECKPOINT_FILE_PATH", ckpt, flags=["--eval-only"])
+    state = load_checkpoint_file(ckpt)
+    assert any(not torch.equal(state["model"][k], v) for k, v in state["ema"]["shadow"].items())
+    assert raw["results"]["toy"]["num_samples"] == 21
