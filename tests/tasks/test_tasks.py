@@ -133,3 +133,19 @@ def test_external_project_trains_through_train_net(tmp_path):
     assert report["task"] == "myproj.task" and metrics["n"] == 16
     assert metrics["neg_mse"] > -0.01  # learned: predicting 0 gives about -0.25
     assert (tmp_path / "out" / "checkpoints" / "best.pth").exists()
+
+
+def test_every_builtin_project_imports_and_every_task_adds_its_config():
+    from mvit_tasks.config import get_cfg
+    from mvit_tasks.engine.defaults import add_engine_config
+    from mvit_tasks.tasks import load_builtin_projects
+
+    assert load_builtin_projects() == {}  # no project failed to import
+    for name in list_tasks():
+        task = resolve_task(name)
+        cfg = get_cfg()
+        add_engine_config(cfg)
+        core = set(cfg.full_keys())
+        task.add_config(cfg)
+        assert set(cfg.full_keys()) > core, name  # the task adds its own keys
+        assert task.default_metric, name  # `best.pth` needs a metric to maximise
