@@ -60,13 +60,13 @@ def main_worker(args: argparse.Namespace) -> Dict[str, Any]:
     logging.basicConfig(level=logging.INFO if comm.is_main_process() else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     task_cls = resolve_task(args.task)
-    cfg = load_config(args.config_file, args.opts,
+    cfg = load_config(args.config_file, list(args.opts) + ["NUM_GPUS", str(args.num_gpus)],
                       extra_config_fns=[add_engine_config, task_cls.add_config])
     device = select_device(use_cuda=not args.cpu)
     if cfg.TRAIN.DETERMINISTIC:
         torch.use_deterministic_algorithms(True)
     trainer = Trainer(cfg, task_cls(cfg), device)
-    if args.eval_only:
+    if args.eval_only or not cfg.TRAIN.ENABLE:  # SlowFast: TRAIN.ENABLE False = test only
         weights = cfg.TEST.CHECKPOINT_FILE_PATH
         if args.resume:
             weights = trainer.checkpointer.path("last")

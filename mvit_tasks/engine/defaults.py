@@ -36,7 +36,7 @@ def add_engine_config(cfg: CfgNode) -> None:
     cfg.SOLVER.ACCUM_STEPS = 1  # gradient accumulation: optimizer step every N batches
 
     cfg.TRAIN = CfgNode()
-    cfg.TRAIN.ENABLE = True
+    cfg.TRAIN.ENABLE = True  # False: evaluate only (same as --eval-only)
     cfg.TRAIN.BATCH_SIZE = 64  # global, all processes
     cfg.TRAIN.EVAL_PERIOD = 1  # epochs between evaluations (0 = only at the end)
     cfg.TRAIN.CHECKPOINT_PERIOD = 1  # epochs between kept checkpoints (`last` is always kept)
@@ -66,4 +66,4 @@ def add_engine_config(cfg: CfgNode) -> None:
     cfg.LOG_PERIOD = 20  # iterations between metric lines
     cfg.TENSORBOARD = CfgNode()
     cfg.TENSORBOARD.ENABLE = True
-    cfg.NUM_GPUS = 1  # informational; set by --num-gpus
+    cfg.NUM_GPUS = 1  # processes per machine; set from --num-gpus (recorded in config.yaml)
