@@ -70,6 +70,21 @@ class Task:
     def __init__(self, cfg: CfgNode) -> None:
         self.cfg = cfg
 
+    def prepare_demo_data(self, namespace: str, generate: Callable[[str], Any]) -> None:
+        """When ``cfg.<namespace>.DEMO_DATA`` is set, run ``generate(cfg.<namespace>.DATA_DIR)``
+        on the main process (generators reuse a complete folder) while the other ranks wait."""
+        from mvit_tasks.utils import comm
+
+        node = getattr(self.cfg, namespace)
+        if not node.DEMO_DATA:
+            return
+        if not node.DATA_DIR:
+            raise ValueError(f"{namespace}.DEMO_DATA needs {namespace}.DATA_DIR (where to write "
+                             "the generated demo set)")
+        if comm.is_main_process():
+            generate(node.DATA_DIR)
+        comm.synchronize()
+
     # ------------------------------------------------------------------------------ model
     def build_model(self) -> nn.Module:
         """The model, with ``MODEL.WEIGHTS`` (pre-training) already loaded if set."""

@@ -24,7 +24,6 @@ from mvit_tasks.config import CfgNode, arch_from_cfg
 from mvit_tasks.evaluation import DatasetEvaluator
 from mvit_tasks.registry import TASK_REGISTRY
 from mvit_tasks.tasks import Task
-from mvit_tasks.utils import comm
 
 logger = logging.getLogger(__name__)
 _VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -80,19 +79,11 @@ class AvaTask(Task):
 
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__(cfg)
-        if cfg.AVA.DEMO_DATA:
-            self._prepare_demo_data()
-
-    def _prepare_demo_data(self) -> None:
         from .synthetic import generate_demo_ava
 
-        a = self.cfg.AVA
-        if not a.DATA_DIR:
-            raise ValueError("AVA.DEMO_DATA needs AVA.DATA_DIR (where to write the demo set)")
-        if comm.is_main_process():
-            generate_demo_ava(a.DATA_DIR, a.DEMO_TRAIN_VIDEOS, a.DEMO_VAL_VIDEOS,
-                              fps=int(a.FPS), seed=0)
-        comm.synchronize()
+        a = cfg.AVA
+        self.prepare_demo_data("AVA", lambda root: generate_demo_ava(
+            root, a.DEMO_TRAIN_VIDEOS, a.DEMO_VAL_VIDEOS, fps=int(a.FPS), seed=0))
 
     def path(self, name: str, folder: str = "") -> str:
         """``name`` if absolute, else ``AVA.DATA_DIR/folder/name``."""

@@ -25,7 +25,6 @@ from mvit_tasks.evaluation import DatasetEvaluator
 from mvit_tasks.modeling.backbone.variants import IMAGENET_MEAN, IMAGENET_STD
 from mvit_tasks.registry import TASK_REGISTRY
 from mvit_tasks.tasks import Task
-from mvit_tasks.utils import comm
 
 from .model import CocoDetector
 
@@ -209,20 +208,12 @@ class CocoTask(Task):
 
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__(cfg)
-        if cfg.COCO.DEMO_DATA:
-            self._prepare_demo_data()
-
-    def _prepare_demo_data(self) -> None:
-        """Write COCO Shapes into ``COCO.DATA_DIR`` (main process), once."""
         from .synthetic import generate_coco_shapes
 
-        c = self.cfg.COCO
-        if not c.DATA_DIR:
-            raise ValueError("COCO.DEMO_DATA needs COCO.DATA_DIR (where to write the images)")
-        if comm.is_main_process():
-            generate_coco_shapes(c.DATA_DIR, c.DEMO_NUM_TRAIN, c.DEMO_NUM_VAL,
-                                 size=c.DEMO_IMAGE_SIZE, max_shapes=c.DEMO_MAX_SHAPES, seed=0)
-        comm.synchronize()
+        c = cfg.COCO
+        self.prepare_demo_data("COCO", lambda root: generate_coco_shapes(
+            root, c.DEMO_NUM_TRAIN, c.DEMO_NUM_VAL, size=c.DEMO_IMAGE_SIZE,
+            max_shapes=c.DEMO_MAX_SHAPES, seed=0))
 
     def _path(self, name: str) -> str:
         return name if os.path.isabs(name) else os.path.join(self.cfg.COCO.DATA_DIR, name)

@@ -21,10 +21,10 @@ import torch
 
 from mvit_tasks.config import CfgNode, arch_from_cfg
 from mvit_tasks.data.manifest import ClipRecord, read_class_list, read_manifest
+from mvit_tasks.data.synthetic import generate_moving_shapes
 from mvit_tasks.evaluation import DatasetEvaluator
 from mvit_tasks.registry import TASK_REGISTRY
 from mvit_tasks.tasks import Task
-from mvit_tasks.utils import comm
 
 from .config import add_classification_config
 from .model import ClipClassifier
@@ -45,8 +45,8 @@ class ClassificationTask(Task):
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__(cfg)
         c = cfg.CLS
-        if c.DEMO_DATA:
-            self._prepare_demo_data()
+        self.prepare_demo_data("CLS", lambda root: generate_moving_shapes(
+            root, c.DEMO_TRAIN_PER_CLASS, c.DEMO_VAL_PER_CLASS, num_frames=16, size=36, seed=0))
         self.classes: Optional[List[str]] = None
         if c.CLASS_LIST:
             self.classes = read_class_list(self._path(c.CLASS_LIST))
@@ -60,18 +60,6 @@ class ClassificationTask(Task):
 
     def _path(self, name: str) -> str:
         return name if os.path.isabs(name) else os.path.join(self.cfg.CLS.DATA_DIR, name)
-
-    def _prepare_demo_data(self) -> None:
-        """Write the Moving Shapes demo set into ``CLS.DATA_DIR`` (main process), once."""
-        from mvit_tasks.data.synthetic import generate_moving_shapes
-
-        c = self.cfg.CLS
-        if not c.DATA_DIR:
-            raise ValueError("CLS.DEMO_DATA needs CLS.DATA_DIR (where to write the clips)")
-        if comm.is_main_process():
-            generate_moving_shapes(c.DATA_DIR, c.DEMO_TRAIN_PER_CLASS, c.DEMO_VAL_PER_CLASS,
-                                   num_frames=16, size=36, seed=0)
-        comm.synchronize()
 
     # ------------------------------------------------------------------------------ model
     def build_model(self) -> ClipClassifier:
