@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mvit_tasks.data.manifest import ManifestError  # noqa: E402
 from projects.video_classification.converters import (  # noqa: E402
     convert_imagenet,
-    format_summary,
+    run_cli,
 )
 
 
@@ -41,17 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _convert(args: argparse.Namespace) -> Dict[str, Any]:
+    return convert_imagenet(args.root, args.out, splits=args.splits,
+                            val_annotations=args.val_annotations,
+                            val_synsets=args.val_synsets, classes=args.classes)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        summary = convert_imagenet(args.root, args.out, splits=args.splits,
-                                   val_annotations=args.val_annotations,
-                                   val_synsets=args.val_synsets, classes=args.classes)
-    except (ManifestError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    return 0
+    return run_cli(lambda: _convert(args))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mvit_tasks.data.manifest import ManifestError  # noqa: E402
 from projects.video_classification.converters import (  # noqa: E402
     convert_kinetics,
     convert_path_label_list,
-    format_summary,
+    run_cli,
 )
 from projects.video_classification.converters.kinetics import (  # noqa: E402
     DEFAULT_NAME_FORMAT,
@@ -68,28 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _convert(args: argparse.Namespace) -> Dict[str, Any]:
+    if args.mode == "official":
+        splits = {s: getattr(args, s) for s in ("train", "val", "test") if getattr(args, s)}
+        if not splits:
+            raise ValueError("give at least one of --train, --val, --test")
+        fmt = args.name_format or (UNTRIMMED_NAME_FORMAT if args.untrimmed
+                                   else DEFAULT_NAME_FORMAT)
+        return convert_kinetics(splits, args.video_root, args.out, name_format=fmt,
+                                classes=args.classes, num_classes=args.num_classes,
+                                segments=args.untrimmed)
+    return convert_path_label_list(args.list, args.out, path_prefix=args.prefix,
+                                   separator=args.separator, classes=args.classes,
+                                   num_classes=args.num_classes,
+                                   allow_unlabelled=args.allow_unlabelled)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.mode == "official":
-            splits = {s: getattr(args, s) for s in ("train", "val", "test") if getattr(args, s)}
-            if not splits:
-                raise ValueError("give at least one of --train, --val, --test")
-            fmt = args.name_format or (UNTRIMMED_NAME_FORMAT if args.untrimmed
-                                       else DEFAULT_NAME_FORMAT)
-            summary = convert_kinetics(splits, args.video_root, args.out, name_format=fmt,
-                                       classes=args.classes, num_classes=args.num_classes,
-                                       segments=args.untrimmed)
-        else:
-            summary = convert_path_label_list(args.list, args.out, path_prefix=args.prefix,
-                                              separator=args.separator, classes=args.classes,
-                                              num_classes=args.num_classes,
-                                              allow_unlabelled=args.allow_unlabelled)
-    except (ManifestError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    return 0
+    return run_cli(lambda: _convert(args))
 
 
 if __name__ == "__main__":

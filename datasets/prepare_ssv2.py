@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mvit_tasks.data.manifest import ManifestError  # noqa: E402
 from projects.video_classification.converters import (  # noqa: E402
     convert_ssv2,
     find_ssv2_annotations,
-    format_summary,
+    run_cli,
 )
 
 
@@ -48,24 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _convert(args: argparse.Namespace) -> Dict[str, Any]:
+    found = find_ssv2_annotations(args.annotations)
+    wanted = ("train", "val", "test") if args.test else ("train", "val")
+    splits = {s: found[s] for s in wanted if s in found}
+    if not splits:
+        raise ValueError(f"no train/validation JSON in '{args.annotations}'")
+    frame_lists = {s: p for s, p in (("train", args.train_frames),
+                                     ("val", args.val_frames)) if p}
+    return convert_ssv2(found["labels"], splits, args.out, media_root=args.media_root,
+                        frame_lists=frame_lists, frame_prefix=args.frame_prefix, media=args.media)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        found = find_ssv2_annotations(args.annotations)
-        wanted = ("train", "val", "test") if args.test else ("train", "val")
-        splits = {s: found[s] for s in wanted if s in found}
-        if not splits:
-            raise ValueError(f"no train/validation JSON in '{args.annotations}'")
-        frame_lists = {s: p for s, p in (("train", args.train_frames),
-                                         ("val", args.val_frames)) if p}
-        summary = convert_ssv2(found["labels"], splits, args.out, media_root=args.media_root,
-                               frame_lists=frame_lists, frame_prefix=args.frame_prefix,
-                               media=args.media)
-    except (ManifestError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    return 0
+    return run_cli(lambda: _convert(args))
 
 
 if __name__ == "__main__":

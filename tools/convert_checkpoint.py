@@ -62,7 +62,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def _save_pickle(obj: Any, path: str) -> None:
     """detectron2 model-zoo style ``.pkl`` (numpy arrays), written atomically."""
-    from mvit_tasks.checkpoint.io import atomic_write
+    from mvit_tasks.utils.fileio import atomic_write
 
     atomic_write(path, lambda f: pickle.dump(obj, f, protocol=4))
 

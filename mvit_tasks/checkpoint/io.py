@@ -15,11 +15,12 @@ import io
 import os
 import pickle
 import re
-import tempfile
-from typing import Any, BinaryIO, Callable, Dict, Mapping
+from typing import Any, Dict, Mapping
 
 import numpy as np
 import torch
+
+from mvit_tasks.utils.fileio import atomic_write
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -119,24 +120,6 @@ def _numpy_to_torch(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_numpy_to_torch(v) for v in obj)
     return obj
-
-
-def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(f)`` on a temporary file in ``path``'s folder, fsync, then rename onto
-    ``path``; on any error the temporary file is removed and ``path`` is left untouched."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(obj: Any, path: str) -> None:

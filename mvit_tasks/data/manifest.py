@@ -26,6 +26,8 @@ import dataclasses
 import os
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from mvit_tasks.utils.fileio import atomic_write_text
+
 REQUIRED_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("video_id", "start_sec", "end_sec")
 
@@ -77,7 +79,7 @@ def read_class_list(path: str) -> List[str]:
 
 def write_class_list(path: str, names: Sequence[str]) -> None:
     """Write one class name per line (atomically)."""
-    _write_atomic(path, "".join(f"{n}\n" for n in names))
+    atomic_write_text(path, "".join(f"{n}\n" for n in names))
 
 
 def _parse_float(value: str, path: str, line: int, column: str) -> Optional[float]:
@@ -198,7 +200,7 @@ def write_manifest(path: str, records: Iterable[ClipRecord], classes: Optional[S
                   "" if r.start_sec is None else f"{r.start_sec:g}",
                   "" if r.end_sec is None else f"{r.end_sec:g}"]
         rows.append(_csv_line(fields))
-    _write_atomic(path, "".join(rows))
+    atomic_write_text(path, "".join(rows))
     return len(rows) - 1
 
 
@@ -208,11 +210,3 @@ def _csv_line(fields: Sequence[str]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(fields)
     return buf.getvalue()
-
-
-def _write_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from ..utils.fileio import atomic_write_text
 from .video_io import write_video
 
 CLASSES: Tuple[str, ...] = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink")
@@ -98,10 +99,10 @@ def generate_moving_shapes(
                 clip = render_clip(name, rng, num_frames, size)
                 write_video(os.path.join(root, rel), clip, fps=fps)
                 rows.append((rel, label))
-        _write_atomic(os.path.join(root, f"{split}.csv"),
+        atomic_write_text(os.path.join(root, f"{split}.csv"),
                       "path,label\n" + "".join(f"{p},{y}\n" for p, y in rows))
-    _write_atomic(os.path.join(root, "labels.txt"), "".join(c + "\n" for c in CLASSES))
-    _write_atomic(meta_path, json.dumps({**params, **counts}, indent=2) + "\n")
+    atomic_write_text(os.path.join(root, "labels.txt"), "".join(c + "\n" for c in CLASSES))
+    atomic_write_text(meta_path, json.dumps({**params, **counts}, indent=2) + "\n")
     return {**result, "reused": False}
 
 
@@ -213,11 +214,3 @@ def _remove_listed_clips(root: str) -> None:
         for path, _ in entries:
             if os.path.isfile(path):
                 os.remove(path)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-

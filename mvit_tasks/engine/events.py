@@ -18,8 +18,9 @@ import logging
 import math
 import os
 import re
-import tempfile
 from typing import Any, Dict, List, Mapping, Optional, TextIO, Tuple
+
+from mvit_tasks.utils.fileio import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -76,20 +77,6 @@ def read_jsonl(path: str) -> List[Dict[str, Any]]:
         return [rec for _, rec in _parse_lines(path, f.read())[0]]
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 class JSONLWriter:
     """Appends one JSON object per line to ``path`` and flushes after every record.
 
@@ -107,7 +94,7 @@ class JSONLWriter:
                 text = f.read()
             if text and not text.endswith("\n"):
                 _, keep = _parse_lines(path, text)
-                _atomic_write_text(path, text[:keep])
+                atomic_write_text(path, text[:keep])
         self._file: Optional[TextIO] = open(path, "a", encoding="utf-8")
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -133,7 +120,7 @@ class JSONLWriter:
                 raise ValueError(f"{self.path}: record {i} has no int 'iteration': {line}")
             if it <= iteration:
                 keep.append(line + "\n")
-        _atomic_write_text(self.path, "".join(keep))
+        atomic_write_text(self.path, "".join(keep))
         self._file = open(self.path, "a", encoding="utf-8")
         return len(records) - len(keep)
 
@@ -215,15 +202,7 @@ def _save_plot(path: str, series: Dict[str, Tuple[List[float], List[float]]], xl
     if len(series) > 1:
         ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp_", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
 
 
 def plot_metrics(jsonl_path: str, out_dir: str) -> List[str]:

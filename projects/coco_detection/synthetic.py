@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from mvit_tasks.utils.fileio import atomic_write_text
+
 CATEGORIES: Tuple[Dict[str, Any], ...] = (
     {"id": 1, "name": "square", "supercategory": "shape"},
     {"id": 2, "name": "disk", "supercategory": "shape"},
@@ -92,9 +94,9 @@ def generate_coco_shapes(root: str, num_train: int, num_val: int, size: int = 12
                 anns.append({"id": len(anns) + 1, "image_id": image_id, **inst})
         data = {"info": {"description": "COCO Shapes (mvit-tasks synthetic demo)", **params},
                 "images": images, "annotations": anns, "categories": list(CATEGORIES)}
-        _write_atomic(annotation_path(root, split), json.dumps(data))
+        atomic_write_text(annotation_path(root, split), json.dumps(data))
         counts[split] = len(anns)
-    _write_atomic(meta_path, json.dumps({**params, "num_instances": counts}, indent=1))
+    atomic_write_text(meta_path, json.dumps({**params, "num_instances": counts}, indent=1))
     return {**out, "num_instances": counts, "reused": False}
 
 
@@ -185,10 +187,3 @@ def _is_complete(root: str, params: Dict[str, Any]) -> bool:
         if any(not os.path.exists(os.path.join(root, split, f"{i:06d}.png")) for i in range(n)):
             return False
     return True
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

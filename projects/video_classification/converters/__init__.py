@@ -6,7 +6,7 @@ skips annotated items whose media is missing (counted, and listed in ``missing_<
 and returns a summary dict (``_common.new_summary``). The CLIs are
 ``datasets/prepare_{kinetics,ssv2,imagenet}.py``.
 """
-from ._common import format_summary
+from ._common import format_summary, run_cli
 from .imagenet import convert_imagenet, read_val_annotations
 from .kinetics import convert_kinetics, convert_path_label_list, read_kinetics_csv
 from .ssv2 import (
@@ -25,6 +25,7 @@ __all__ = [
     "convert_ssv2",
     "find_ssv2_annotations",
     "format_summary",
+    "run_cli",
     "load_flip_pairs",
     "read_frame_list",
     "read_kinetics_csv",

@@ -7,7 +7,8 @@ overwrite its own inputs.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+import sys
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -106,3 +107,17 @@ def format_summary(summary: Dict[str, Any]) -> str:
         if key not in ("dataset", "out_dir", "labels_file", "num_classes", "splits") and value:
             lines.append(f"  {key}: {value}")
     return "\n".join(lines)
+
+
+def run_cli(convert: Callable[[], Dict[str, Any]]) -> int:
+    """Run ``convert()`` for a ``datasets/prepare_*.py`` CLI: print its summary and return 0,
+    or print ``error: file:line: ...`` for malformed input and return 1."""
+    from mvit_tasks.data.manifest import ManifestError
+
+    try:
+        summary = convert()
+    except (ManifestError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_summary(summary))
+    return 0
