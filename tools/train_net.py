@@ -3,7 +3,7 @@
 
 Examples::
 
-    python tools/train_net.py --task kinetics --config-file projects/video_classification/configs/demo_moving_shapes.yaml
+    python tools/train_net.py --task classification --config-file projects/video_classification/configs/demo_moving_shapes.yaml
     python tools/train_net.py --task kinetics --config-file CFG --eval-only MODEL.WEIGHTS ckpt.pth
     python tools/train_net.py --task kinetics --config-file CFG --resume          # continue `last`
     python tools/train_net.py --task kinetics --config-file CFG --num-gpus 8     # one machine
