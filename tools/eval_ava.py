@@ -4,8 +4,11 @@
 Inputs are AVA's own files (CSV may be gzipped): ground truth and detections as
 ``video_id,timestamp,x1,y1,x2,y2,action_id[,score|person_id]`` (normalised boxes), a label map
 ``.pbtxt`` and the excluded timestamps ``video_id,timestamp``. Prints the mAP, the AP of every
-label-map class and the row counts (rows with ids outside the label map are ignored, as the
-official code does, and counted). ``--protocol mmaction2`` evaluates mmaction2's variant
+label-map class, the row counts (rows with ids outside the label map are ignored, as the
+official code does, and counted) and warnings: inputs that the official code scores as they are
+but that look wrong (boxes outside [0, 1], inverted or zero-area boxes, nan/inf, repeated rows,
+ids outside the label map's range) are scored the same way here, counted and listed;
+``--strict`` refuses them instead. ``--protocol mmaction2`` evaluates mmaction2's variant
 (frames without ground truth ignored); ``--breakdown`` adds the person-movement /
 object-manipulation / person-interaction means.
 
@@ -17,8 +20,9 @@ Examples::
     python tools/eval_ava.py ... --protocol mmaction2 --breakdown
 
 ``--json-out`` writes ``{"mAP": float, "per_class": {class_name: AP or null}, "protocol": ...,
-"counts": {...}}`` (null: no ground truth for the class; ``groups`` with ``--breakdown``).
-Exit status: 0 ok, 2 malformed input (the message names file and line).
+"counts": {...}, "warnings": [...]}`` (null: no ground truth for the class; ``groups`` with
+``--breakdown``). Exit status: 0 ok, 2 malformed input or, with ``--strict``, a warning (the
+message names file and line).
 """
 from __future__ import annotations
 
@@ -47,6 +51,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--breakdown", action="store_true",
                    help="also print the PM / OM / PI (movement / object / interaction) means")
     p.add_argument("--iou", type=float, default=0.5, help="matching IoU (default 0.5)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse inputs the official evaluator accepts but that look wrong "
+                        "(boxes outside [0, 1], inverted or zero-area boxes, nan/inf, repeated "
+                        "rows, ids outside the label map's range) instead of counting them")
     return p.parse_args(argv)
 
 
@@ -55,7 +63,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = evaluate_files(args.groundtruth, args.detections, args.labelmap,
                                 args.exclusions, protocol=args.protocol,
-                                breakdown=args.breakdown, iou_threshold=args.iou)
+                                breakdown=args.breakdown, iou_threshold=args.iou,
+                                strict=args.strict)
     except AvaFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -31,6 +31,11 @@ class DatasetEvaluator:
         """
         return []
 
+    def warnings(self) -> List[str]:
+        """Problems with the inputs that the last ``evaluate()`` scored anyway (e.g. boxes
+        outside the image), one line each, for the engine to log and report. Default: none."""
+        return []
+
 
 class EvaluatorList(DatasetEvaluator):
     """Runs several evaluators on the same outputs; merges their result dicts."""

@@ -13,22 +13,26 @@ Formats (https://research.google.com/ava/download.html) and the data protocol fo
 - the keyframe at second ``s`` of a segment starting at ``start_sec`` (900 for AVA) is frame
   ``(s - start_sec) * fps``.
 
-Unlike SlowFast (which skips or crashes), every malformed row raises
-:class:`~projects.ava.evaluation.io.AvaFormatError` naming ``file:line``: wrong field count,
-unparsable timestamp / coordinate / action id / score, box outside [0, 1] or inverted, action
-id outside the model's classes. The text reading (gzip, line ends) is the evaluator's.
+Rows are read by the evaluator's reader (:func:`..evaluation.io.read_box_csv`: one reader for
+converters, dataset, evaluator, demo and ``prepare_ava.py validate``), under its rules: a row it
+cannot parse raises :class:`~projects.ava.evaluation.io.AvaFormatError` naming ``file:line``
+(wrong field count, unparsable field), as does an action id outside the model's classes
+(SlowFast's dataset asserts it); rows that parse but look wrong (boxes outside [0, 1],
+inverted, zero-area, repeated) are kept and reported, or refused with ``strict``.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import math
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+import logging
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
-from ..evaluation.io import AvaFormatError, format_detection_rows, read_text, split_lines, \
-    write_text
+from ..evaluation.io import (AvaFormatError, BoxTable, Finding, box_findings, parse_int,
+                             raise_findings, read_box_csv, read_text, split_lines)
+from ..evaluation.io import write_detection_csv  # noqa: F401  (the one writer, re-exported)
+
+logger = logging.getLogger(__name__)
 
 Key = Tuple[str, int]
 
@@ -57,92 +61,88 @@ class KeyframeRecord:
         return (self.video_id, self.timestamp)
 
 
-def _int(s: str, what: str, path: str, ln: int) -> int:
-    try:
-        return int(s)
-    except ValueError:
-        raise AvaFormatError(path, ln, f"unparsable {what} {s!r} (expected an integer)") from None
-
-
-def _float(s: str, what: str, path: str, ln: int) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise AvaFormatError(path, ln, f"unparsable {what} {s!r} (expected a number)") from None
-    if not math.isfinite(v):
-        raise AvaFormatError(path, ln, f"{what} {s!r} is not finite")
-    return v
-
-
 def read_ava_boxes(
     path: str,
     valid_ids: Optional[Set[int]] = None,
     allow_unlabelled: bool = False,
     score_thresh: Optional[float] = None,
+    strict: bool = False,
+    findings: Optional[List[Finding]] = None,
 ) -> Dict[Key, KeyframeRecord]:
     """Read an AVA box CSV (``.gz`` ok) into per-keyframe records (file order kept).
 
+    The rows are read by the evaluator's reader (:func:`..evaluation.io.read_box_csv`) under
+    the same rules: rows it cannot parse stop with ``file:line``; rows that parse but look wrong
+    (:func:`..evaluation.io.box_findings`: boxes outside [0, 1], inverted, zero-area, repeated)
+    are kept as they are (the dataset clips boxes to the frame, as SlowFast does) and reported.
+    Rows with a non-finite coordinate are dropped (and reported): no RoI can be cut from them.
+
     Args:
         path: ground-truth or detected-box CSV.
-        valid_ids: action ids the model knows (e.g. ``1..80``); another id is an error.
+        valid_ids: action ids the model knows (e.g. ``1..80``); another id is an error, as
+            SlowFast's dataset asserts it.
         allow_unlabelled: accept empty / ``-1`` action ids (detector files).
         score_thresh: drop rows whose 8th column (detector score) is below it
             (SlowFast ``AVA.DETECTION_SCORE_THRESH``); ``None`` keeps all rows.
+        strict: refuse the findings (:class:`AvaFormatError` naming the first one).
+        findings: if given, the findings are appended here instead of logged as warnings.
 
     Raises:
         AvaFormatError: the first malformed row, as ``file:line: message``.
     """
+    table = read_box_csv(path, allow_unlabelled=allow_unlabelled)
+    found = box_findings(table)
+    if strict:
+        raise_findings(found)
+    if findings is not None:
+        findings.extend(found)
+    else:
+        for f in found:
+            logger.warning("%s", f)
+    labelled = table.action != -1
+    if not allow_unlabelled and not labelled.all():
+        ln = int(table.line[np.flatnonzero(~labelled)[0]])
+        raise AvaFormatError(path, ln, "missing action id -1 in a ground-truth file")
+    if valid_ids is not None:
+        bad = labelled & ~np.isin(table.action, np.asarray(sorted(valid_ids), np.int64))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise AvaFormatError(path, int(table.line[i]), f"unknown action id "
+                                 f"{int(table.action[i])} (valid: {min(valid_ids)}.."
+                                 f"{max(valid_ids)})")
+    keep = np.isfinite(table.boxes).all(axis=1)
+    if score_thresh is not None:
+        keep &= ~(table.score < score_thresh)  # SlowFast: `if score < thresh: continue`
+    return _group_rows(table, np.flatnonzero(keep), score_is_detector=allow_unlabelled)
+
+
+def _group_rows(table: BoxTable, rows: np.ndarray,
+                score_is_detector: bool) -> Dict[Key, KeyframeRecord]:
+    """Records of ``rows``: one per ``(video, timestamp)``, one box per distinct box of a
+    keyframe (equal coordinates: one person with several actions)."""
     out: Dict[Key, KeyframeRecord] = {}
-    per_key: Dict[Key, Dict[Tuple[float, ...], int]] = {}
-    lists: Dict[Key, Tuple[List[List[float]], List[List[int]], List[float]]] = {}
-    for i, row in enumerate(csv.reader(split_lines(read_text(path)))):
-        ln = i + 1
-        if len(row) not in (7, 8):
-            raise AvaFormatError(path, ln, f"{len(row)} fields; expected video_id,timestamp,"
-                                           "x1,y1,x2,y2,action_id[,score]")
-        vid = row[0]
-        ts = _int(row[1], "timestamp", path, ln)
-        box = [_float(v, c, path, ln) for v, c in zip(row[2:6], ("x1", "y1", "x2", "y2"))]
-        if any(v < 0.0 or v > 1.0 for v in box):
-            raise AvaFormatError(path, ln, f"box {box} outside [0, 1] (AVA boxes are normalised "
-                                           "x1,y1,x2,y2)")
-        if box[0] > box[2] or box[1] > box[3]:
-            raise AvaFormatError(path, ln, f"box {box} has x1 > x2 or y1 > y2")
-        raw_action = row[6].strip()
-        action: Optional[int] = None
-        if raw_action not in ("", "-1"):
-            action = _int(raw_action, "action_id", path, ln)
-            if valid_ids is not None and action not in valid_ids:
-                raise AvaFormatError(path, ln, f"unknown action id {action} (valid: "
-                                               f"{min(valid_ids)}..{max(valid_ids)})")
-        elif not allow_unlabelled:
-            raise AvaFormatError(path, ln, f"missing action id {row[6]!r} in a ground-truth "
-                                           "file")
-        score = _float(row[7], "score", path, ln) if len(row) == 8 else 1.0
-        if score_thresh is not None and score < score_thresh:
-            continue
-        key = (vid, ts)
-        if key not in out:
-            out[key] = KeyframeRecord(vid, ts, np.zeros((0, 4), np.float32), [],
-                                      np.zeros(0, np.float32), f"{path}:{ln}")
-            per_key[key], lists[key] = {}, ([], [], [])
-        bkey = tuple(round(v, 6) for v in box)
-        boxes, labels, scores = lists[key]
-        j = per_key[key].get(bkey)
-        if j is None:
-            j = per_key[key][bkey] = len(boxes)
-            boxes.append(box)
-            labels.append([])
-            scores.append(score if allow_unlabelled else 1.0)
-        elif allow_unlabelled:
-            scores[j] = max(scores[j], score)
-        if action is not None and action not in labels[j]:
-            labels[j].append(action)
+    acc: Dict[Key, Dict[Tuple[float, ...], List[Any]]] = {}
+    names = table.video_names.tolist()
+    for r, v, t, b, a, sc in zip(rows.tolist(), table.video[rows].tolist(),
+                                 table.timestamp[rows].tolist(), table.boxes[rows].tolist(),
+                                 table.action[rows].tolist(), table.score[rows].tolist()):
+        key = (names[v], t)
+        persons = acc.get(key)
+        if persons is None:
+            persons = acc[key] = {}
+            out[key] = KeyframeRecord(names[v], t, np.zeros((0, 4), np.float32), [],
+                                      np.zeros(0, np.float32),
+                                      f"{table.source}:{int(table.line[r])}")
+        entry = persons.setdefault(tuple(b), [[], 1.0 if not score_is_detector else sc])
+        if score_is_detector:
+            entry[1] = max(entry[1], sc)
+        if a != -1 and a not in entry[0]:
+            entry[0].append(a)
     for key, rec in out.items():
-        boxes, labels, scores = lists[key]
-        rec.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        rec.labels = labels
-        rec.scores = np.asarray(scores, np.float32)
+        persons = acc[key]
+        rec.boxes = np.asarray(list(persons), np.float32).reshape(-1, 4)
+        rec.labels = [e[0] for e in persons.values()]
+        rec.scores = np.asarray([e[1] for e in persons.values()], np.float32)
     return out
 
 
@@ -241,54 +241,9 @@ def read_frame_list(path: str) -> Dict[str, List[str]]:
         if len(parts) != 5:
             raise AvaFormatError(path, ln, f"{len(parts)} fields; expected 'original_video_id "
                                            "video_idx frame_idx path labels'")
-        idx = _int(parts[2], "frame_idx", path, ln)
+        idx = parse_int(parts[2], "frame_idx", path, ln)
         per = frames.setdefault(parts[0], {})
         if idx in per:
             raise AvaFormatError(path, ln, f"frame {idx} of {parts[0]} listed twice")
         per[idx] = parts[3]
     return {v: [p for _, p in sorted(d.items())] for v, d in frames.items()}
-
-
-def write_detection_csv(
-    path: str,
-    outputs: Iterable[Mapping[str, Any]],
-    class_ids: Sequence[int],
-    keep_ids: Optional[Set[int]] = None,
-    box_decimals: int = 3,
-    score_decimals: int = 6,
-) -> int:
-    """Write per-keyframe model outputs as AVA detection rows
-    ``video_id,timestamp,x1,y1,x2,y2,action_id,score`` (``.gz`` compresses).
-
-    Args:
-        outputs: dicts ``{"video_id", "timestamp", "boxes": (N, 4) normalised,
-            "scores": (N, K)}`` (tensors or arrays).
-        class_ids: action id of each score column.
-        keep_ids: write only these ids (e.g. the 60 evaluated classes); None = all.
-
-    Returns:
-        the number of rows written.
-    """
-    ids = np.asarray(class_ids, np.int64)
-    cols = np.asarray([j for j, c in enumerate(ids) if keep_ids is None or int(c) in keep_ids],
-                      np.int64)
-    names: Dict[str, int] = {}
-    video, ts, boxes, action, score = [], [], [], [], []
-    for o in outputs:
-        b = np.asarray(getattr(o["boxes"], "cpu", lambda: o["boxes"])(), np.float64).reshape(-1, 4)
-        s = np.asarray(getattr(o["scores"], "cpu", lambda: o["scores"])(), np.float64)
-        s = s.reshape(len(b), len(ids))[:, cols]
-        n = len(b) * len(cols)
-        code = names.setdefault(str(o["video_id"]), len(names))
-        video.append(np.full(n, code))
-        ts.append(np.full(n, int(o["timestamp"])))
-        boxes.append(np.repeat(b, len(cols), axis=0))
-        action.append(np.tile(ids[cols], len(b)))
-        score.append(s.reshape(-1))
-    cat = lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape)  # noqa: E731
-    lines = format_detection_rows(np.asarray(list(names), dtype=str),
-                                  cat(video, 0).astype(np.int64), cat(ts, 0).astype(np.int64),
-                                  cat(boxes, (0, 4)), cat(action, 0).astype(np.int64),
-                                  cat(score, 0), box_decimals, score_decimals)
-    write_text(path, lines)
-    return len(lines)

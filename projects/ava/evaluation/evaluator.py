@@ -20,16 +20,9 @@ from mvit_tasks.evaluation import DatasetEvaluator
 from mvit_tasks.utils import comm
 
 from .frame_map import PROTOCOLS, FrameMapResult, evaluate
-from .io import (BoxTable, Exclusions, LabelMap, factorize, format_detection_rows, read_box_csv,
-                 read_exclusions, read_labelmap, write_text)
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch.Tensor (half precision is widened)
-        x = x.detach()
-        x = x.float() if x.is_floating_point() else x
-        return x.cpu().numpy()
-    return np.asarray(x)
+from .io import (BoxTable, Exclusions, LabelMap, as_numpy, detection_table,
+                 format_detection_rows, read_box_csv, read_exclusions, read_labelmap,
+                 write_text)
 
 
 def _quantise(x: np.ndarray, decimals: int) -> np.ndarray:
@@ -51,12 +44,16 @@ class AvaEvaluator(DatasetEvaluator):
         class_ids: action id of each score column (default: column j is id j + 1, i.e. the
             80 AVA classes); columns whose id is not in the label map are not evaluated.
         box_decimals / score_decimals: precision of the written (and evaluated) values.
+        strict: refuse inputs the official evaluator accepts but that look wrong (boxes
+            outside [0, 1], inverted, non-finite scores ...) instead of listing them in
+            :meth:`warnings`.
 
     ``process(inputs, outputs)``: ``outputs`` is a list with one dict per keyframe,
     ``{"video_id": str, "timestamp": int, "boxes": (N, 4) normalised x1, y1, x2, y2,
     "scores": (N, K) per-class probabilities (sigmoid)}`` (tensors or arrays); ``inputs`` is not
     read. ``evaluate()`` returns ``{task_name: {"mAP": percent, ["mAP_PM", "mAP_OM",
-    "mAP_PI"], "num_keyframes", "num_duplicate_keyframes", "num_det_rows"}}``; a keyframe seen
+    "mAP_PI"], "num_keyframes", "num_duplicate_keyframes", "num_det_rows",
+    "num_input_warnings"}}``; a keyframe seen
     twice (e.g. padding of a distributed sampler) counts once, the first occurrence wins.
     """
 
@@ -64,7 +61,7 @@ class AvaEvaluator(DatasetEvaluator):
                  exclusions: Union[None, str, Exclusions] = None, task_name: str = "ava",
                  protocol: str = "activitynet", breakdown: bool = True,
                  class_ids: Optional[Sequence[int]] = None, box_decimals: int = 3,
-                 score_decimals: int = 6) -> None:
+                 score_decimals: int = 6, strict: bool = False) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         self.labelmap = read_labelmap(labelmap) if isinstance(labelmap, str) else labelmap
@@ -75,6 +72,7 @@ class AvaEvaluator(DatasetEvaluator):
         self.task_name, self.protocol, self.breakdown = task_name, protocol, breakdown
         self.class_ids = None if class_ids is None else [int(c) for c in class_ids]
         self.box_decimals, self.score_decimals = int(box_decimals), int(score_decimals)
+        self.strict = strict
         self.reset()
 
     def reset(self) -> None:
@@ -87,8 +85,8 @@ class AvaEvaluator(DatasetEvaluator):
         items = [outputs] if isinstance(outputs, Mapping) else list(outputs)
         for o in items:
             vid, ts = str(o["video_id"]), int(o["timestamp"])
-            boxes = _to_numpy(o["boxes"]).astype(np.float64).reshape(-1, 4)
-            scores = _to_numpy(o["scores"]).astype(np.float64)
+            boxes = as_numpy(o["boxes"]).astype(np.float64).reshape(-1, 4)
+            scores = as_numpy(o["scores"]).astype(np.float64)
             if scores.ndim != 2 or scores.shape[0] != boxes.shape[0]:
                 raise ValueError(f"keyframe {vid},{ts}: scores of shape {tuple(scores.shape)} "
                                  f"for {boxes.shape[0]} boxes (expected N x num_classes)")
@@ -97,11 +95,6 @@ class AvaEvaluator(DatasetEvaluator):
                 raise ValueError(f"keyframe {vid},{ts}: {k} score columns, expected "
                                  f"{len(self.class_ids)} (class_ids)")
             boxes = _quantise(boxes, self.box_decimals)
-            bad = ~np.isfinite(boxes).all(1) | (boxes < 0).any(1) | (boxes > 1).any(1)
-            bad |= (boxes[:, 0] > boxes[:, 2]) | (boxes[:, 1] > boxes[:, 3])
-            if bad.any() or not np.isfinite(scores).all():
-                raise ValueError(f"keyframe {vid},{ts}: boxes must be normalised x1,y1,x2,y2 "
-                                 f"in [0, 1] with finite scores, got {boxes[bad][:1].tolist()}")
             if self.class_ids is None:  # the first keyframe fixes the columns: ids 1..K
                 self.class_ids = list(range(1, k + 1))
             self._records.append({"video_id": vid, "timestamp": ts, "boxes": boxes,
@@ -116,25 +109,9 @@ class AvaEvaluator(DatasetEvaluator):
             if key not in seen:
                 seen.add(key)
                 keep.append(r)
-        ids = self.class_ids or []
-        in_map = set(self.labelmap.ids)
-        cols = np.asarray([j for j, c in enumerate(ids) if c in in_map], dtype=np.int64)
-        n_box = np.asarray([len(r["boxes"]) for r in keep], dtype=np.int64)
-        c = cols.size
-        names, vcode = factorize([r["video_id"] for r in keep])
-        per_box = lambda key: (np.concatenate([r[key] for r in keep]) if keep  # noqa: E731
-                               else np.zeros((0, 4 if key == "boxes" else len(ids))))
-        boxes, scores = per_box("boxes"), per_box("scores")
-        n = int(n_box.sum()) * c
-        table = BoxTable(
-            video_names=names,
-            video=np.repeat(np.repeat(vcode, n_box), c),
-            timestamp=np.repeat(np.repeat(np.asarray([r["timestamp"] for r in keep],
-                                                     dtype=np.int64), n_box), c),
-            boxes=np.repeat(boxes, c, axis=0),
-            action=np.tile(np.asarray(ids, dtype=np.int64)[cols] if c else cols, len(boxes)),
-            score=scores[:, cols].reshape(-1) if c else np.zeros(0),
-            line=np.arange(1, n + 1, dtype=np.int64), source="<AvaEvaluator>")
+        table = detection_table(keep, self.class_ids or [], self.labelmap.ids,
+                                source="<AvaEvaluator>")
+        n = len(table)
         self._stats = {"num_keyframes": len(keep),
                        "num_duplicate_keyframes": len(records) - len(keep),
                        "num_det_rows": n}
@@ -143,12 +120,19 @@ class AvaEvaluator(DatasetEvaluator):
     def evaluate(self) -> Dict[str, Dict[str, float]]:
         self._table = self.detections()
         self._result = evaluate(self.groundtruth, self._table, self.labelmap, self.exclusions,
-                                protocol=self.protocol, breakdown=self.breakdown)
+                                protocol=self.protocol, breakdown=self.breakdown,
+                                strict=self.strict)
         metrics: Dict[str, float] = {"mAP": 100.0 * self._result.mean_ap}
         for g, v in (self._result.groups or {}).items():
             metrics[f"mAP_{g}"] = 100.0 * v
         metrics.update(self._stats)
+        metrics["num_input_warnings"] = len(self._result.findings)
         return {self.task_name: metrics}
+
+    def warnings(self) -> List[str]:
+        """The last evaluation's findings (``file:line: N rows ...``; the model's detections
+        are named ``<AvaEvaluator>`` with the row of the detections CSV it writes)."""
+        return [] if self._result is None else self._result.warnings
 
     @property
     def result(self) -> FrameMapResult:
@@ -162,8 +146,7 @@ class AvaEvaluator(DatasetEvaluator):
         JSON) in ``output_dir``; returns their paths."""
         result, t = self.result, self._table
         assert t is not None
-        lines = format_detection_rows(t.video_names, t.video, t.timestamp, t.boxes, t.action,
-                                      t.score, self.box_decimals, self.score_decimals)
+        lines = format_detection_rows(t, self.box_decimals, self.score_decimals)
         csv_path = write_text(os.path.join(output_dir, "ava_detections.csv"), lines)
         json_path = os.path.join(output_dir, "ava_frame_map.json")
         with open(json_path, "w", encoding="utf-8") as f:

@@ -10,7 +10,9 @@ Two protocols, chosen by name and reported with the result:
     - rows whose action id is not in the label map are ignored (we count them);
     - excluded ``(video, timestamp)`` frames are skipped in ground truth and detections;
     - at most 50 detections per frame, the highest scores (ties resolved as the official heap);
-    - detections with zero area (``x1 == x2`` or ``y1 == y2``) are dropped after the cap;
+    - detections without a positive extent (not ``x1 < x2 and y1 < y2``: zero-area, inverted
+      or NaN boxes) are dropped after the cap, where they took slots;
+    - boxes are taken as they are: coordinates outside [0, 1] are not clipped;
     - detections on frames without ground truth are false positives;
     - matching per frame and class as in :mod:`.matching`;
     - per class, detections of all frames (frames in first-seen order of the detection file)
@@ -26,6 +28,13 @@ Two protocols, chosen by name and reported with the result:
     zero-area filter; boxes and scores in float32; the ground-truth count of a class includes
     rows in excluded frames; only classes with at least one evaluated detection get an AP.
 
+Inputs that the official code reads but that look wrong are scored as it scores them, and
+reported (``FrameMapResult.warnings`` / ``counts``; :func:`.io.box_findings`): coordinates
+outside [0, 1], inverted or zero-area boxes, non-finite numbers, repeated rows, action ids
+outside the label map's id range, and inverted ground-truth boxes that share a frame and class
+with a detection (there the official code stops with ``ValueError('Invalid box data')``; here
+they are scored arithmetically). ``strict=True`` refuses them instead, naming ``file:line``.
+
 Breakdown (optional): mean AP of the person-movement (PM), object-manipulation (OM) and
 person-interaction (PI) classes, from the label map's ``label_type`` fields when every class has
 one, else by AVA id ranges (1-14 PM, 15-63 OM, 64+ PI, mmaction2's rule; always used for the
@@ -39,7 +48,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .io import BoxTable, Exclusions, LabelMap, empty_exclusions
+from .io import (FINDINGS, BoxTable, Exclusions, Finding, LabelMap, box_findings,
+                 empty_exclusions, finding, raise_findings)
 from .matching import (frame_codes, gt_order_ranks, match_detections, order_frames,
                        replay_gt_ranks)
 
@@ -61,6 +71,7 @@ class FrameMapResult:
         counts: row and frame counts (read, ignored, excluded, capped ...), see ``evaluate``.
         groups: ``{"PM": mAP, "OM": ..., "PI": ...}`` when a breakdown was asked for.
         group_source: ``"label_type"`` or ``"id ranges"``.
+        findings: what looks wrong in the inputs (scored anyway; see the module docstring).
     """
 
     protocol: str
@@ -73,15 +84,23 @@ class FrameMapResult:
     counts: Dict[str, int]
     groups: Optional[Dict[str, float]] = None
     group_source: Optional[str] = None
+    findings: List[Finding] = dataclasses.field(default_factory=list)
+
+    @property
+    def warnings(self) -> List[str]:
+        """One line per finding: ``file:line: N rows ... (first here)``."""
+        return [str(f) for f in self.findings]
 
     def per_class(self) -> Dict[str, Optional[float]]:
         """``{class_name: AP or None}`` for every class of the label map."""
         return {n: _num(a) for n, a in zip(self.class_names, self.ap.tolist())}
 
     def to_json_dict(self) -> Dict[str, object]:
-        """``{"mAP", "per_class", "protocol", "counts"[, "groups", "group_source"]}``."""
+        """``{"mAP", "per_class", "protocol", "counts", "warnings"[, "groups",
+        "group_source"]}``."""
         out: Dict[str, object] = {"mAP": _num(self.mean_ap), "per_class": self.per_class(),
-                                  "protocol": self.protocol, "counts": dict(self.counts)}
+                                  "protocol": self.protocol, "counts": dict(self.counts),
+                                  "warnings": self.warnings}
         if self.groups is not None:
             out["groups"] = {k: _num(v) for k, v in self.groups.items()}
             out["group_source"] = self.group_source
@@ -98,6 +117,10 @@ class FrameMapResult:
                                    self.num_gt.tolist(), self.num_det.tolist()):
             lines.append(f"  {cid:3d}  {_fmt(a):>7}  {g:7d}  {d:8d}  {n}")
         lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
+        if self.findings:
+            lines.append(f"warnings ({len(self.findings)}; scored as the official evaluator "
+                         "scores them, --strict refuses them):")
+            lines += [f"  {w}" for w in self.warnings]
         return lines
 
 
@@ -159,7 +182,7 @@ def class_groups(labelmap: LabelMap, protocol: str = "activitynet"):
 def evaluate(groundtruth: BoxTable, detections: BoxTable, labelmap: LabelMap,
              exclusions: Optional[Exclusions] = None, protocol: str = "activitynet",
              iou_threshold: float = 0.5, capacity: int = DEFAULT_CAPACITY,
-             breakdown: bool = False) -> FrameMapResult:
+             breakdown: bool = False, strict: bool = False) -> FrameMapResult:
     """Frame-mAP of ``detections`` against ``groundtruth`` (see the module docstring).
 
     Args:
@@ -169,13 +192,16 @@ def evaluate(groundtruth: BoxTable, detections: BoxTable, labelmap: LabelMap,
         protocol: ``"activitynet"`` or ``"mmaction2"``.
         iou_threshold: matching IoU.  capacity: detections per frame (activitynet only).
         breakdown: also compute the PM / OM / PI means.
+        strict: raise :class:`.io.AvaFormatError` at the first finding instead of scoring it.
 
     Returns:
         :class:`FrameMapResult`; ``counts`` holds ``gt_rows``, ``gt_rows_out_of_map``,
         ``gt_rows_excluded``, ``gt_frames``, ``det_rows``, ``det_rows_out_of_map``,
-        ``det_rows_excluded``, ``det_rows_over_frame_cap``, ``det_rows_zero_area``,
+        ``det_rows_excluded``, ``det_rows_over_frame_cap``, ``det_rows_invalid_box``,
         ``det_rows_on_frames_without_gt`` (false positives for activitynet, ignored for
-        mmaction2), ``det_rows_evaluated`` and ``excluded_frames``.
+        mmaction2), ``det_rows_evaluated``, ``excluded_frames``, and per finding kind
+        ``gt_rows_<kind>`` / ``det_rows_<kind>`` (:data:`.io.FINDINGS`, ``id_out_of_range``)
+        and ``gt_boxes_inverted_with_detections``.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
@@ -196,12 +222,16 @@ def evaluate(groundtruth: BoxTable, detections: BoxTable, labelmap: LabelMap,
         return np.where(ids[id_sort][pos] == action, id_sort[pos], -1)
 
     g_cls, d_cls = class_index(gt.action), class_index(det.action)
+    found = {who: _table_findings(t, ids) for who, t in (("gt", gt), ("det", det))}
     g_ex, d_ex = np.isin(g_fr, x_fr), np.isin(d_fr, x_fr)
     counts = {"gt_rows": len(gt), "gt_rows_out_of_map": int((g_cls < 0).sum()),
               "gt_rows_excluded": int(((g_cls >= 0) & g_ex).sum())}
     g_rows = np.flatnonzero((g_cls >= 0) & ~g_ex)
     gt_frames = np.unique(g_fr[g_rows])
     counts["gt_frames"] = int(gt_frames.size)
+    for who, fs in found.items():
+        counts.update({f"{who}_rows_{k}": 0 for k in (*FINDINGS, "id_out_of_range")})
+        counts.update({f"{who}_rows_{f.code}": f.count for f in fs})
     counts.update(det_rows=len(det), det_rows_out_of_map=int((d_cls < 0).sum()),
                   det_rows_excluded=int(((d_cls >= 0) & d_ex).sum()))
     d_rows = np.flatnonzero((d_cls >= 0) & ~d_ex)
@@ -215,18 +245,33 @@ def evaluate(groundtruth: BoxTable, detections: BoxTable, labelmap: LabelMap,
                                          0 if mm else capacity, replay=not mm)
     counts["det_rows_over_frame_cap"] = n_capped
     zero = np.zeros(k_rows.size, bool)
-    if not mm:
+    if not mm:  # the official _remove_invalid_boxes keeps x1 < x2 and y1 < y2 (False for NaN)
         b = det.boxes[k_rows]
-        zero = (b[:, 0] >= b[:, 2]) | (b[:, 1] >= b[:, 3])
+        zero = ~((b[:, 0] < b[:, 2]) & (b[:, 1] < b[:, 3]))
         # what the official evaluator scores as false positives on frames without GT
         counts["det_rows_on_frames_without_gt"] = int(
             (~np.isin(d_fr[k_rows[~zero]], gt_frames)).sum())
-    counts["det_rows_zero_area"] = int(zero.sum())
+    counts["det_rows_invalid_box"] = int(zero.sum())
     k_rows, pos = k_rows[~zero], pos[~zero]
+    findings = found["gt"] + found["det"]
+    if not mm:
+        crash = _inverted_gt_with_detections(gt, g_rows, g_fr, g_cls, d_fr[k_rows] * n_cls
+                                             + d_cls[k_rows], n_cls)
+        counts["gt_boxes_inverted_with_detections"] = int(crash.size)
+        bad = finding("inverted_gt_with_detections", np.isin(np.arange(len(gt)), crash), gt,
+                      "with an inverted ground-truth box in a frame and class that has a "
+                      "detection: the official evaluator stops with ValueError('Invalid box "
+                      "data') on this file; here it is scored as is (IoU 0)")
+        findings += [bad] if bad is not None else []
+    if strict:
+        raise_findings(findings)
 
     # matching, per frame and class
     g_rank = gt_order_ranks(g_rows, g_fr, gt.score)
     replayed: set = set()
+    nan_gt = g_fr[g_rows][np.isnan(gt.score[g_rows])]
+    if nan_gt.size and not mm:  # NaN person ids: the heap/sort order is replayed
+        replay_gt_ranks(nan_gt, g_rows, g_fr, gt.score, gt.action, gt.boxes, g_rank, replayed)
 
     def rerank(groups: np.ndarray) -> None:
         replay_gt_ranks(groups // n_cls, g_rows, g_fr, gt.score, gt.action, gt.boxes, g_rank,
@@ -269,9 +314,33 @@ def evaluate(groundtruth: BoxTable, detections: BoxTable, labelmap: LabelMap,
         full[ids - 1] = ap
         mean_ap = nanmean(full)
     result = FrameMapResult(protocol, list(labelmap.ids), list(labelmap.names), ap, mean_ap,
-                            num_gt.astype(np.int64), num_det.astype(np.int64), counts)
+                            num_gt.astype(np.int64), num_det.astype(np.int64), counts,
+                            findings=findings)
     if breakdown:
         groups, source = class_groups(labelmap, protocol)
         result.groups = {k: nanmean(ap[v]) for k, v in groups.items()}
         result.group_source = source
     return result
+
+
+def _table_findings(table: BoxTable, ids: np.ndarray) -> List[Finding]:
+    """:func:`.io.box_findings` plus action ids outside the label map's id range (ids inside
+    it that the map leaves out, e.g. the 20 AVA classes the 60-class map does not evaluate,
+    are expected and only counted as ``*_rows_out_of_map``)."""
+    out = box_findings(table)
+    odd = (table.action < ids.min()) | (table.action > ids.max())
+    f = finding("id_out_of_range", odd, table, f"with an action id outside the label map's "
+                f"range {int(ids.min())}..{int(ids.max())} (ignored, as the official "
+                "evaluator ignores every id not in the label map)")
+    return out + ([f] if f is not None else [])
+
+
+def _inverted_gt_with_detections(gt: BoxTable, g_rows: np.ndarray, g_fr: np.ndarray,
+                                 g_cls: np.ndarray, det_groups: np.ndarray,
+                                 n_cls: int) -> np.ndarray:
+    """Rows of ``gt`` (evaluated, inverted) whose frame and class hold an evaluated detection:
+    where the official ``np_box_list.BoxList`` raises."""
+    b = gt.boxes[g_rows]
+    inv = (b[:, 0] > b[:, 2]) | (b[:, 1] > b[:, 3])
+    rows = g_rows[inv]
+    return rows[np.isin(g_fr[rows] * n_cls + g_cls[rows], det_groups)]

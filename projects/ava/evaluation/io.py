@@ -13,10 +13,12 @@ evaluator (``activitynet/ActivityNet``, ``Evaluation/get_ava_performance.py``: `
 - label maps: ``item { name: "..." id: N }`` or ``label { name: "..." label_id: N
   label_type: PERSON_MOVEMENT }`` blocks, one field per line or several on one line.
 
-Stricter than the official reader (which asserts, crashes later or silently drops): every
-malformed row raises :class:`AvaFormatError` naming ``file:line``: wrong column count, an
-unparsable field, a blank line, a non-finite value, a box coordinate outside [0, 1] or a box
-with ``x1 > x2`` / ``y1 > y2``. Files may be gzip-compressed (detected from the content).
+What the official reader cannot read at all stays an error: every such row raises
+:class:`AvaFormatError` naming ``file:line`` (a wrong column count, a field that ``int`` /
+``float`` cannot parse, an empty action id, a blank line). What it reads but that looks wrong is
+accepted as it is and reported by :func:`box_findings` (coordinates outside [0, 1], inverted or
+zero-area boxes, non-finite numbers, repeated rows); ``strict`` callers turn those findings into
+errors with :func:`raise_findings`. Files may be gzip-compressed (detected from the content).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import dataclasses
 import gzip
 import os
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -144,13 +146,23 @@ def split_lines(text: str) -> List[str]:
 
 
 # ------------------------------------------------------------------------------ box CSVs
-def read_box_csv(path: str) -> BoxTable:
-    """Read and validate an AVA box CSV (ground truth or detections; see module docstring).
+_EMPTY_ACTION = re.compile(r"^((?:[^,\n]*,){6})(?=,|$)", re.M)
+
+
+def read_box_csv(path: str, allow_unlabelled: bool = False) -> BoxTable:
+    """Read an AVA box CSV (ground truth or detections; see module docstring).
+
+    Args:
+        path: the CSV (``.gz`` ok).
+        allow_unlabelled: accept an empty action id (detector box files such as
+            ``ava_val_predicted_boxes.csv``); it is stored as -1, as a written ``-1`` is.
 
     Raises:
-        AvaFormatError: the first malformed row, as ``file:line: message``.
+        AvaFormatError: the first row the official reader cannot read, as ``file:line: ...``.
     """
     text = read_text(path)
+    if allow_unlabelled:
+        text = _EMPTY_ACTION.sub(r"\g<1>-1", text)
     lines = split_lines(text)
     # numpy's loadtxt parses like the csv module + int()/float() when there are no quotes,
     # blanks or empty lines; otherwise (or on any parse error) the row-by-row reader decides
@@ -160,28 +172,93 @@ def read_box_csv(path: str) -> BoxTable:
         parsed = _parse_slow(lines, path)
     video, ts, boxes, action, score = parsed
     names, codes = factorize(video.tolist() if isinstance(video, np.ndarray) else video)
-    table = BoxTable(names, codes, ts, boxes, action, score,
-                     np.arange(1, len(ts) + 1, dtype=np.int64), path)
-    validate_boxes(table)
-    return table
+    return BoxTable(names, codes, ts, boxes, action, score,
+                    np.arange(1, len(ts) + 1, dtype=np.int64), path)
 
 
-def validate_boxes(table: BoxTable) -> None:
-    """Raise :class:`AvaFormatError` at the first row with a bad box or score."""
+# ---------------------------------------------------------------------------- findings
+FINDINGS = {
+    "non_finite": "with a box coordinate or score that is not a finite number (nan / inf)",
+    "out_of_range": "with a box coordinate outside [0, 1] (boxes are normalised x1,y1,x2,y2)",
+    "inverted": "with an inverted box (x1 > x2 or y1 > y2)",
+    "zero_area": "with a zero-area box (x1 == x2 or y1 == y2)",
+    "duplicate": "repeating an earlier row (same frame, box and action id)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """Rows that the official tools read but that look wrong: ``count`` rows of kind ``code``
+    (a key of :data:`FINDINGS`, or a caller's own), the first at ``source:first_line``."""
+
+    code: str
+    count: int
+    first_line: int
+    source: str
+    what: str
+
+    def __str__(self) -> str:
+        rows = "row" if self.count == 1 else "rows"
+        return f"{self.source}:{self.first_line}: {self.count} {rows} {self.what} (first here)"
+
+
+def finding(code: str, mask: np.ndarray, table: BoxTable,
+            what: Optional[str] = None) -> Optional[Finding]:
+    """A :class:`Finding` for the rows of ``table`` where ``mask`` (N,) holds; None if none."""
+    hit = np.flatnonzero(mask)
+    if hit.size == 0:
+        return None
+    return Finding(code, int(hit.size), int(table.line[hit[0]]), table.source,
+                   what or FINDINGS[code])
+
+
+def box_findings(table: BoxTable) -> List[Finding]:
+    """What looks wrong in ``table`` (the kinds of :data:`FINDINGS`), in that order.
+
+    A row counts once per kind; an inverted box is not also zero-area; out-of-range is
+    counted on finite coordinates only.
+    """
     b = table.boxes
-    checks = (
-        (~np.isfinite(b).all(axis=1), "box coordinate is not a finite number"),
-        (((b < 0.0) | (b > 1.0)).any(axis=1), "box coordinate outside [0, 1] (boxes are "
-                                               "normalised x1,y1,x2,y2)"),
-        ((b[:, 0] > b[:, 2]) | (b[:, 1] > b[:, 3]), "box has x1 > x2 or y1 > y2"),
-        (~np.isfinite(table.score), "score is not a finite number"),
-    )
-    for bad, what in checks:
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            vals = ",".join(repr(float(v)) for v in b[i])
-            raise AvaFormatError(table.source, int(table.line[i]),
-                                 f"{what} (box {vals}, score {float(table.score[i])!r})")
+    finite = np.isfinite(b).all(axis=1)
+    inverted = (b[:, 0] > b[:, 2]) | (b[:, 1] > b[:, 3])
+    masks = {
+        "non_finite": ~finite | ~np.isfinite(table.score),
+        "out_of_range": finite & ((b < 0.0) | (b > 1.0)).any(axis=1),
+        "inverted": inverted,
+        "zero_area": ~inverted & ((b[:, 0] == b[:, 2]) | (b[:, 1] == b[:, 3])),
+        "duplicate": duplicate_rows(table),
+    }
+    return [f for f in (finding(k, m, table) for k, m in masks.items()) if f is not None]
+
+
+def duplicate_rows(table: BoxTable) -> np.ndarray:
+    """(N,) bool: the row repeats an earlier one (same video, timestamp, box, action id)."""
+    n = len(table)
+    out = np.zeros(n, bool)
+    if n < 2:
+        return out
+    b = table.boxes
+    keys = (np.arange(n), b[:, 3], b[:, 2], b[:, 1], b[:, 0], table.action, table.timestamp,
+            table.video)
+    order = np.lexsort(keys)
+    same = np.ones(n - 1, bool)
+    for k in keys[1:]:
+        ks = k[order]
+        same &= ks[1:] == ks[:-1]
+    out[order[1:][same]] = True
+    return out
+
+
+def raise_findings(findings: Sequence[Finding]) -> None:
+    """``--strict``: raise :class:`AvaFormatError` at the earliest finding (if any) of the
+    first file that has one (files in the order of ``findings``)."""
+    if not findings:
+        return
+    first = findings[0].source
+    f = min((x for x in findings if x.source == first), key=lambda x: x.first_line)
+    more = f" ({f.count} such rows)" if f.count > 1 else ""
+    raise AvaFormatError(f.source, f.first_line, f"row {f.what}{more}; refused in strict "
+                                                 "mode (the official tools accept it)")
 
 
 def _parse_fast(lines: List[str]):
@@ -222,16 +299,16 @@ def _parse_slow(lines: List[str], path: str):
             raise AvaFormatError(path, ln, f"{what}; expected 7 or 8 comma-separated fields "
                                            "video_id,timestamp,x1,y1,x2,y2,action_id[,score]")
         video.append(row[0])
-        ts[i] = _to_int(row[1], "timestamp", path, ln)
+        ts[i] = parse_int(row[1], "timestamp", path, ln)
         for j, c in enumerate(BOX_COLUMNS):
-            boxes[i, j] = _to_float(row[2 + j], c, path, ln)
-        action[i] = _to_int(row[6], "action_id", path, ln)
+            boxes[i, j] = parse_float(row[2 + j], c, path, ln)
+        action[i] = parse_int(row[6], "action_id", path, ln)
         if len(row) == 8:
-            score[i] = _to_float(row[7], "score", path, ln)
+            score[i] = parse_float(row[7], "score", path, ln)
     return video, ts, boxes, action, score
 
 
-def _to_int(s: str, what: str, path: str, line: int) -> int:
+def parse_int(s: str, what: str, path: str, line: int) -> int:
     try:
         v = int(s)
     except ValueError:
@@ -241,7 +318,7 @@ def _to_int(s: str, what: str, path: str, line: int) -> int:
     return v
 
 
-def _to_float(s: str, what: str, path: str, line: int) -> float:
+def parse_float(s: str, what: str, path: str, line: int) -> float:
     try:
         return float(s)
     except ValueError:
@@ -261,7 +338,7 @@ def read_exclusions(path: Optional[str]) -> Exclusions:
             what = "empty line" if not row else f"{len(row)} fields"
             raise AvaFormatError(path, i + 1, f"{what}; expected 2 fields video_id,timestamp")
         video.append(row[0])
-        ts[i] = _to_int(row[1], "timestamp", path, i + 1)
+        ts[i] = parse_int(row[1], "timestamp", path, i + 1)
     names, codes = factorize(video)
     return Exclusions(names, codes, ts, path)
 
@@ -323,7 +400,7 @@ def _finish_block(block: dict, path: str, ln: int, ids: List[int], names: List[s
     raw_id = block.get("id", block.get("label_id"))
     if raw_id is None or "name" not in block:
         raise AvaFormatError(path, block["line"], "item needs both a name and an id/label_id")
-    cid = _to_int(raw_id, "class id", path, ln)
+    cid = parse_int(raw_id, "class id", path, ln)
     name = block["name"]
     if not (len(name) >= 2 and name[0] == name[-1] == '"'):
         raise AvaFormatError(path, ln, f"name {name} must be a quoted string")
@@ -340,23 +417,77 @@ def _finish_block(block: dict, path: str, ln: int, ids: List[int], names: List[s
 
 
 # ------------------------------------------------------------------------------ writing
-def format_detection_rows(video_names: np.ndarray, video: np.ndarray, timestamp: np.ndarray,
-                          boxes: np.ndarray, action: np.ndarray, score: np.ndarray,
-                          box_decimals: int = 3, score_decimals: int = 6) -> List[str]:
+def as_numpy(x: Any) -> np.ndarray:
+    """A tensor (detached, half widened to float32, on the CPU) or array-like as numpy."""
+    if hasattr(x, "detach"):
+        x = x.detach()
+        x = x.float() if x.is_floating_point() else x
+        return x.cpu().numpy()
+    return np.asarray(x)
+
+
+def detection_table(outputs: Iterable[Mapping[str, Any]], class_ids: Sequence[int],
+                    keep_ids: Optional[Iterable[int]] = None,
+                    source: str = "<memory>") -> BoxTable:
+    """Per-keyframe model outputs as AVA detection rows: keyframes in the given order, then
+    boxes, then the score columns whose id is in ``keep_ids`` (all if None), in column order.
+
+    Args:
+        outputs: dicts ``{"video_id", "timestamp", "boxes": (N, 4) normalised x1, y1, x2, y2,
+            "scores": (N, K)}`` (tensors or arrays).
+        class_ids: (K,) action id of each score column.
+    """
+    ids = np.asarray(list(class_ids), np.int64)
+    keep = None if keep_ids is None else set(int(c) for c in keep_ids)
+    cols = np.asarray([j for j, c in enumerate(ids.tolist()) if keep is None or c in keep],
+                      np.int64)
+    items = list(outputs)
+    boxes = [as_numpy(o["boxes"]).astype(np.float64).reshape(-1, 4) for o in items]
+    scores = [as_numpy(o["scores"]).astype(np.float64).reshape(len(b), len(ids))
+              for o, b in zip(items, boxes)]
+    n_box = np.asarray([len(b) for b in boxes], np.int64)
+    c = cols.size
+    names, vcode = factorize([str(o["video_id"]) for o in items])
+    ts = np.asarray([int(o["timestamp"]) for o in items], np.int64)
+    all_boxes = np.concatenate(boxes) if items else np.zeros((0, 4))
+    all_scores = np.concatenate(scores) if items else np.zeros((0, len(ids)))
+    n = int(n_box.sum()) * c
+    return BoxTable(
+        video_names=names, video=np.repeat(np.repeat(vcode, n_box), c),
+        timestamp=np.repeat(np.repeat(ts, n_box), c), boxes=np.repeat(all_boxes, c, axis=0),
+        action=np.tile(ids[cols], len(all_boxes)), score=all_scores[:, cols].reshape(-1),
+        line=np.arange(1, n + 1, dtype=np.int64), source=source)
+
+
+def format_detection_rows(table: BoxTable, box_decimals: int = 3,
+                          score_decimals: int = 6) -> List[str]:
     """AVA detection CSV lines ``video_id,%04d timestamp,x1,y1,x2,y2,action_id,score``."""
     bf, sf = f"%.{box_decimals}f", f"%.{score_decimals}f"
     fmt = f"%s,%04d,{bf},{bf},{bf},{bf},%d,{sf}\n"
-    names = video_names[video].tolist()
+    names = table.video_names[table.video].tolist()
     return [fmt % (v, t, b[0], b[1], b[2], b[3], a, s) for v, t, b, a, s in
-            zip(names, timestamp.tolist(), boxes.tolist(), action.tolist(), score.tolist())]
+            zip(names, table.timestamp.tolist(), table.boxes.tolist(), table.action.tolist(),
+                table.score.tolist())]
 
 
 def write_text(path: str, lines: Sequence[str]) -> str:
-    """Write ``lines`` (with their line ends) to ``path``; gzip when it ends in ``.gz``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    """Write ``lines`` (with their line ends) to ``path`` atomically; gzip for ``.gz``."""
+    from mvit_tasks.utils.fileio import atomic_write
+
     data = "".join(lines).encode("utf-8")
     if path.endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    with open(path, "wb") as f:
-        f.write(data)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, lambda f: f.write(data))
     return path
+
+
+def write_detection_csv(path: str, outputs: Iterable[Mapping[str, Any]],
+                        class_ids: Sequence[int], keep_ids: Optional[Iterable[int]] = None,
+                        box_decimals: int = 3, score_decimals: int = 6) -> int:
+    """Write per-keyframe outputs (see :func:`detection_table`) as an AVA detection CSV
+    (``.gz`` compresses); returns the number of rows."""
+    lines = format_detection_rows(detection_table(outputs, class_ids, keep_ids), box_decimals,
+                                  score_decimals)
+    write_text(path, lines)
+    return len(lines)

@@ -135,7 +135,7 @@ def order_frames(rows: np.ndarray, frame: np.ndarray, score: np.ndarray, action:
     num_capped = int((~keep).sum())
     if not replay:
         return srows[keep], rank[keep], num_capped
-    flagged = set()
+    flagged = set(np.unique(sfr[np.isnan(ssc)]).tolist())  # NaN scores: heap order decides
     if capacity >= 1 and num_capped:
         # ambiguous cap: the first dropped row ties with the last kept one
         at_cap = np.flatnonzero(rank == capacity)

@@ -39,11 +39,10 @@ def test_gzipped_file_reads_the_same(tmp_path):
 
 
 @pytest.mark.parametrize("row, message", [
-    ("vid_a,0902,0.1,0.2,1.5,0.9,12,0", "outside [0, 1]"),
-    ("vid_a,0902,0.5,0.2,0.1,0.9,12,0", "x1 > x2"),
     ("vid_a,09:02,0.1,0.2,0.5,0.9,12,0", "unparsable timestamp"),
     ("vid_a,0902,0.1,0.2,0.5,0.9,81,0", "unknown action id 81"),
-    ("vid_a,0902,0.1,0.2,0.5,0.9,,0", "missing action id"),
+    ("vid_a,0902,0.1,0.2,0.5,0.9,,0", "unparsable action_id ''"),
+    ("vid_a,0902,0.1,0.2,0.5,0.9,-1,0", "missing action id -1 in a ground-truth file"),
     ("vid_a,0902,0.1,0.2,0.5", "5 fields"),
 ])
 def test_bad_rows_name_file_and_line(tmp_path, row, message):
@@ -52,6 +51,28 @@ def test_bad_rows_name_file_and_line(tmp_path, row, message):
         read_ava_boxes(path, valid_ids=set(range(1, 81)))
     assert str(e.value).startswith(f"{path}:5: ")
     assert message in str(e.value)
+
+
+def test_odd_boxes_are_kept_and_reported_as_the_evaluator_does(tmp_path, caplog):
+    # the evaluator's reader and rules: kept as they are (the dataset clips to the frame),
+    # listed with file:line; strict refuses; a non-finite box cannot be cut: dropped, listed
+    rows = ("vid_a,0902,0.1,0.2,1.5,0.9,12,0\n"    # x2 > 1
+            "vid_a,0903,0.5,0.2,0.1,0.9,12,0\n"    # inverted
+            "vid_a,0904,0.1,0.2,nan,0.9,12,0\n")   # not finite
+    path = _write(tmp_path, "odd.csv", GT + rows)
+    found = []
+    recs = read_ava_boxes(path, valid_ids=set(range(1, 81)), findings=found)
+    assert [(f.code, f.first_line) for f in found] == [
+        ("non_finite", 7), ("out_of_range", 5), ("inverted", 6)]
+    np.testing.assert_allclose(recs[("vid_a", 902)].boxes[-1], [0.1, 0.2, 1.5, 0.9], atol=1e-7)
+    np.testing.assert_allclose(recs[("vid_a", 903)].boxes[0], [0.5, 0.2, 0.1, 0.9], atol=1e-7)
+    assert ("vid_a", 904) not in recs
+    with caplog.at_level("WARNING"):
+        read_ava_boxes(path)
+    assert f"{path}:6: 1 row with an inverted box" in caplog.text
+    with pytest.raises(AvaFormatError, match=r"odd.csv:5: row with a box coordinate outside "
+                                             r"\[0, 1\].*strict"):
+        read_ava_boxes(path, strict=True)
 
 
 def test_detections_unlabelled_and_score_threshold(tmp_path):

@@ -211,10 +211,10 @@ def test_gzip_input_gives_the_same_result(tmp_path):
 @pytest.mark.parametrize("line,message", [
     ("v1,0902,0.1,0.1,0.5", "5 fields"),
     ("v1,09a2,0.1,0.1,0.5,0.5,1,0.5", "unparsable timestamp '09a2'"),
-    ("v1,0902,0.1,0.1,1.2,0.5,1,0.5", "outside [0, 1]"),
-    ("v1,0902,0.5,0.1,0.1,0.5,1,0.5", "x1 > x2"),
     ("v1,0902,0.1,0.1,0.5,0.5,one,0.5", "unparsable action_id 'one'"),
-    ("v1,0902,0.1,0.1,0.5,0.5,1,nan", "score is not a finite number"),
+    ("v1,0902,0.1,0.1,0.5,0.5,,0.5", "unparsable action_id ''"),
+    ("v1,0902,0.1,0.1,0.5,0.5,1,high", "unparsable score 'high'"),
+    ("v1,0902.5,0.1,0.1,0.5,0.5,1,0.5", "unparsable timestamp '0902.5'"),
     ("", "empty line"),
 ])
 def test_malformed_rows_name_file_and_line(tmp_path, line, message):

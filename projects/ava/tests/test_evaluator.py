@@ -91,10 +91,27 @@ def test_bad_outputs_raise(files):
     with pytest.raises(ValueError, match="scores of shape"):
         ev.process(None, [{"video_id": "v1", "timestamp": 902, "boxes": torch.zeros(2, 4),
                            "scores": torch.zeros(3, 80)}])
-    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        ev.process(None, [frame("v1", 902, [[0.1, 0.1, 1.5, 0.5]], {})])
     ev.process(None, [frame("v1", 902, [A], {}, k=80)])
     with pytest.raises(ValueError, match="expected 80"):
         ev.process(None, [frame("v1", 903, [A], {}, k=60)])
     with pytest.raises(RuntimeError, match="call evaluate"):
         ev.write_reports("unused")
+
+
+def test_boxes_outside_the_image_are_scored_and_reported(files, tmp_path):
+    # as the official evaluator does with the written CSV: scored as they are, listed
+    gt, lm, ex = files
+    ev = AvaEvaluator(gt, lm, ex)
+    ev.process(None, [frame("v1", 902, [[0.1, 0.1, 1.5, 0.5]], {})])
+    out = ev.evaluate()["ava"]
+    assert out["num_input_warnings"] == 1
+    assert ev.warnings()[0].startswith("<AvaEvaluator>:1: ") and "outside [0, 1]" in \
+        ev.warnings()[0]
+    ev.write_reports(str(tmp_path))
+    import json
+
+    assert json.loads((tmp_path / "ava_frame_map.json").read_text())["warnings"] == ev.warnings()
+    strict = AvaEvaluator(gt, lm, ex, strict=True)
+    strict.process(None, [frame("v1", 902, [[0.1, 0.1, 1.5, 0.5]], {})])
+    with pytest.raises(ValueError, match="strict"):
+        strict.evaluate()
