@@ -3,8 +3,9 @@
 
 Sub-commands::
 
-    # check annotation / box CSVs (file:line on the first bad row) and print counts
-    python datasets/prepare_ava.py validate --annotations datasets/ava/annotations
+    # every official file under the tree (annotations, person boxes, frame lists + a sample of
+    # frames): counts, warnings, exit 2 with file:line on the first bad row
+    python datasets/prepare_ava.py validate --root datasets/ava
     # 30-fps JPEG frames of the 15-min segments + frame_lists/{train,val}.csv (SlowFast layout)
     python datasets/prepare_ava.py frames --videos datasets/ava/videos --out datasets/ava \
         --split-videos train=ava_train_v2.2.csv val=ava_val_v2.2.csv
@@ -22,36 +23,27 @@ from typing import List, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-_GT = ("ava_train_v2.2.csv", "ava_val_v2.2.csv")
-_BOXES = ("ava_val_predicted_boxes.csv",)
 
 
-def validate(folder: str, num_classes: int) -> List[str]:
-    """Read every known AVA file in ``folder``; returns summary lines (raises on a bad row)."""
-    from projects.ava.converters import read_ava_boxes
-    from projects.ava.evaluation.io import read_exclusions, read_labelmap
+def validate(root: str, num_classes: int = 80, frame_dir: Optional[str] = None,
+             sample: int = 20, strict: bool = False) -> int:
+    """Print what :func:`projects.ava.converters.validate.validate_tree` finds; returns the exit
+    status (0 ok, 2 a bad row or, with ``strict``, a warning), with no traceback."""
+    from projects.ava.converters.validate import AvaFormatError, validate_tree
 
-    lines = []
-    valid = set(range(1, num_classes + 1))
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        base = name[:-3] if name.endswith(".gz") else name
-        if base in _GT:
-            recs = read_ava_boxes(path, valid)
-        elif base in _BOXES or base.startswith("ava_detection_"):
-            recs = read_ava_boxes(path, valid, allow_unlabelled=True)
-        elif base.endswith(".pbtxt"):
-            lines.append(f"{name}: {len(read_labelmap(path))} classes")
-            continue
-        elif "excluded_timestamps" in base:
-            lines.append(f"{name}: {len(read_exclusions(path))} excluded keyframes")
-            continue
-        else:
-            continue
-        boxes = sum(len(r.boxes) for r in recs.values())
-        lines.append(f"{name}: {len(recs)} keyframes, {boxes} boxes, "
-                     f"{len({r.video_id for r in recs.values()})} videos")
-    return lines
+    if not os.path.isdir(root):
+        print(f"error: {root} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        report = validate_tree(root, num_classes, frame_dir, sample)
+    except AvaFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.text())
+    if strict and report.warnings:
+        print(f"error: {len(report.warnings)} warnings (--strict)", file=sys.stderr)
+        return 2
+    return 0
 
 
 def extract_frames(video: str, out_dir: str, fps: float = 30.0, start: float = 900.0,
@@ -88,9 +80,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    v = sub.add_parser("validate")
-    v.add_argument("--annotations", required=True)
+    v = sub.add_parser("validate", help="check every official AVA file under a folder")
+    where = v.add_mutually_exclusive_group(required=True)
+    where.add_argument("--root", help="AVA folder (annotations/, frame_lists/, frames/ ...)")
+    where.add_argument("--annotations", help="an annotation folder alone (same as --root)")
+    v.add_argument("--frames", default=None,
+                   help="folder of the frame-list paths (default: ROOT/frames)")
     v.add_argument("--num-classes", type=int, default=80)
+    v.add_argument("--sample-videos", type=int, default=20,
+                   help="videos per frame list whose frames are looked up on disk")
+    v.add_argument("--strict", action="store_true", help="warnings are errors (exit 2)")
     f = sub.add_parser("frames")
     f.add_argument("--videos", required=True)
     f.add_argument("--out", required=True)
@@ -101,8 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     d.add_argument("--out", required=True)
     args = p.parse_args(argv)
     if args.cmd == "validate":
-        print("\n".join(validate(args.annotations, args.num_classes)))
-    elif args.cmd == "demo":
+        return validate(args.root or args.annotations, args.num_classes, args.frames,
+                        args.sample_videos, args.strict)
+    if args.cmd == "demo":
         from projects.ava.synthetic import generate_demo_ava
 
         print(generate_demo_ava(args.out))
