@@ -6,8 +6,10 @@
 * Conv kernels with a temporal extent of 1 (image checkpoints) into video models: image ->
   video inflation by repeating over time and dividing by the new temporal extent, so a static
   clip gives the image model's response.
-* ``head.projection`` of another class count: dropped, so the strict load reports it as missing
-  (allow ``head.`` to re-initialise the head for the new classes).
+* ``head.*`` tensors of another shape (e.g. a K400 400-class ``head.projection`` into an AVA
+  80-class head): left out, so the strict load reports them as missing (allow ``head.`` to
+  re-initialise the head for the new classes; the loader then logs the left-out tensors as a
+  WARNING and lists them in ``LoadReport.dropped``).
 """
 from __future__ import annotations
 
@@ -107,7 +109,8 @@ def adapt_state_dict(
             out[k] = _inflate(v, target)
             notes.append(f"{k}: inflated temporal kernel 1 -> {target.shape[2]}")
         elif k.startswith("head."):
-            notes.append(f"{k}: dropped ({tuple(v.shape)} vs model {tuple(target.shape)}), head re-initialised")
+            notes.append(f"{k}: not loaded ({tuple(v.shape)} vs model {tuple(target.shape)}: "
+                         "another class count?)")
         else:
             raise ShapeMismatchError(
                 f"checkpoint tensor '{k}' has shape {tuple(v.shape)} but the model expects "
