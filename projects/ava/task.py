@@ -8,9 +8,10 @@ DETECTION_SCORE_THRESH``; frames at ``AVA.FPS`` from the segment starting at
 (:mod:`projects.ava.evaluation`). SlowFast users: ``AVA.FRAME_DIR`` / ``FRAME_LIST_DIR`` /
 ``ANNOTATION_DIR`` / ``TRAIN_GT_BOX_LISTS`` / ``TRAIN_PREDICT_BOX_LISTS`` /
 ``TEST_PREDICT_BOX_LISTS`` / ``GROUNDTRUTH_FILE`` / ``LABEL_MAP_FILE`` / ``EXCLUSION_FILE`` /
-``DETECTION_SCORE_THRESH`` keep their names; ``DETECTION.SPATIAL_SCALE_FACTOR`` ->
+``DETECTION_SCORE_THRESH`` keep their names; ``1 / DETECTION.SPATIAL_SCALE_FACTOR`` ->
 ``AVA.ROI_SPATIAL_SCALE`` (0 = from the backbone stride), ``DETECTION.ROI_XFORM_RESOLUTION`` ->
-``AVA.ROI_RESOLUTION``.
+``AVA.ROI_RESOLUTION``, ``DETECTION.ALIGNED`` -> ``AVA.ROI_ALIGNED`` (``tools/
+convert_checkpoint.py --source-config`` writes them from a SlowFast AVA config).
 """
 from __future__ import annotations
 
@@ -55,10 +56,12 @@ def add_ava_config(cfg: CfgNode) -> None:
     a.TRAIN_JITTER_SCALES = [256, 320]  # short side range, then a DATA.TRAIN_CROP_SIZE crop
     a.TEST_SHORT_SIDE = 0  # test short side, full frame (0 = DATA.TEST_CROP_SIZE)
     a.FLIP = True  # random horizontal flip in training
-    a.ROI_RESOLUTION = 7  # RoIAlign output size
-    a.ROI_SPATIAL_SCALE = 0.0  # 0 = 1 / stride of the last stage (from output_shape())
-    a.ROI_SAMPLING_RATIO = 0
-    a.ROI_ALIGNED = True
+    a.ROI_RESOLUTION = 7  # RoIAlign output size (SlowFast DETECTION.ROI_XFORM_RESOLUTION)
+    # Feature pixels per input pixel, <= 1: SlowFast's 1 / DETECTION.SPATIAL_SCALE_FACTOR (e.g.
+    # 0.0625 for 16); 0 = 1 / stride of the last stage (from output_shape()).
+    a.ROI_SPATIAL_SCALE = 0.0
+    a.ROI_SAMPLING_RATIO = 0  # RoIAlign sampling points per bin (0 = adaptive, SlowFast)
+    a.ROI_ALIGNED = True  # RoIAlign half-pixel alignment (SlowFast DETECTION.ALIGNED)
     a.SPATIAL_POOL = "max"  # max (SlowFast) | avg
     a.DECODE_THREADS = "NONE"  # FFmpeg threading for video files: AUTO | FRAME | SLICE | NONE
     a.DEMO_DATA = False  # generate the synthetic demo set into DATA_DIR if missing
@@ -96,6 +99,8 @@ class AvaTask(Task):
 
     # ------------------------------------------------------------------------------ model
     def build_model(self) -> torch.nn.Module:
+        """:class:`AvaDetector` of ``MODEL.*`` + ``AVA.ROI_*`` (validated: a spatial scale above
+        1 or a resolution below 1 stop with the key named), ``MODEL.WEIGHTS`` loaded."""
         from .model import AvaDetector
 
         cfg, a = self.cfg, self.cfg.AVA
