@@ -14,6 +14,10 @@ into the model it describes::
     tools/convert_checkpoint.py --source slowfast \\
         --source-config SlowFast/configs/Kinetics/MVITv2_S_16x4.yaml IN.pyth OUT.pth
 
+A SlowFast config with ``DETECTION.ENABLE: True`` gives a config of the ``ava`` task
+(``AVA.ROI_*`` from ``DETECTION.*``, see ``mvit_tasks/checkpoint/official_detection.py``), and
+the weights are checked against the model ``tools/train_net.py --task ava`` builds from it.
+
 Export: ``--to SOURCE`` writes IN (any supported layout) in SOURCE's layout, e.g. for round
 trips or to hand weights back to the original codebase (``.pkl`` OUT for detectron2 writes a
 pickle of numpy arrays like its model zoo).
@@ -80,20 +84,46 @@ def _export(sd: Dict[str, Any], layout: str, path: str, origin: str) -> None:
         save_checkpoint({key: dict(sd)}, path)
 
 
-def _verify(native: Dict[str, Any], config: str) -> tuple:
-    """Build the model of an official config and load ``native`` strictly into it."""
+def _classifier(arch: Any, info: Dict[str, Any], cfg_path: str) -> Any:
+    """The :class:`Classifier` of a classification config (on the meta device)."""
     import torch
 
-    from mvit_tasks.checkpoint.loader import load_weights
-    from mvit_tasks.checkpoint.official_config import load_official_config
     from mvit_tasks.modeling.meta_arch import Classifier
+
+    with torch.device("meta"):
+        return Classifier.from_arch(arch, info["num_classes"], pool=info["head_pool"])
+
+
+def _task_model(arch: Any, info: Dict[str, Any], cfg_path: str) -> Any:
+    """The model ``tools/train_net.py --task info["task"] --config-file cfg_path`` builds (on the
+    meta device, without loading ``MODEL.WEIGHTS``)."""
+    import torch
+
+    from mvit_tasks.config import load_config
+    from mvit_tasks.engine.defaults import add_engine_config
+    from mvit_tasks.tasks import resolve_task
+
+    task_cls = resolve_task(info["task"])
+    cfg = load_config(cfg_path, ["MODEL.WEIGHTS", ""],
+                      extra_config_fns=[add_engine_config, task_cls.add_config])
+    task = task_cls(cfg)
+    with torch.device("meta"):
+        return task.build_model()
+
+
+def _verify(native: Dict[str, Any], config: str, cfg_path: str, weights: str) -> tuple:
+    """Write our config of an official config to ``cfg_path``, build its model (the task's
+    model for a detection config, else a classifier) and load ``native`` strictly into it."""
+    from mvit_tasks.checkpoint.loader import load_weights
+    from mvit_tasks.checkpoint.official_config import load_official_config, write_native_config
 
     arch, info = load_official_config(config)
     for w in info.get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
-    with torch.device("meta"):  # every tensor is overwritten by the strict load below
-        model = Classifier.from_arch(arch, info["num_classes"], pool=info["head_pool"])
-    model = model.to_empty(device="cpu")
+    write_native_config(arch, info, cfg_path, weights=weights)
+    build = _task_model if info.get("task") else _classifier
+    # every tensor is overwritten by the strict load below
+    model = build(arch, info, cfg_path).to_empty(device="cpu")
     report = load_weights(model, {"model": native}, source="native")
     if report.notes:
         raise InputError(
@@ -132,18 +162,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.input} ({src}) -> {args.output} ({args.to} layout): {len(out)} tensors")
         return 0
 
-    verified = _verify(native, args.source_config) if args.source_config else None
-    save_checkpoint({"model": native, "source": src, "converted_from": origin}, args.output)
+    cfg_path = os.path.splitext(args.output)[0] + ".yaml"
+    tmp_cfg = cfg_path + ".tmp"
+    try:
+        verified = (_verify(native, args.source_config, tmp_cfg, args.output)
+                    if args.source_config else None)
+        save_checkpoint({"model": native, "source": src, "converted_from": origin}, args.output)
+        if verified:
+            os.replace(tmp_cfg, cfg_path)
+    finally:
+        if os.path.exists(tmp_cfg):
+            os.remove(tmp_cfg)
     line = f"{args.input} ({src}) -> {args.output}: {len(native)} tensors"
     if verified:
-        from mvit_tasks.checkpoint.official_config import write_native_config
-
         arch, info, report, n_params = verified
-        cfg_path = os.path.splitext(args.output)[0] + ".yaml"
-        write_native_config(arch, info, cfg_path, weights=args.output)
         kind = "video" if arch.video else "image"
         line += (f"; config {cfg_path}: {kind} MViT depth {arch.depth}, {info['num_classes']} "
                  f"classes, {n_params:,} parameters, {report.loaded} tensors loaded strictly")
+        if info.get("task"):
+            line += f" into the model of tools/train_net.py --task {info['task']}"
     print(line)
     return 0
 

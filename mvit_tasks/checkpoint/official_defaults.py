@@ -12,8 +12,10 @@ MVIT = "mvit"
 # Upstream defaults (only the sections / keys the importer reads or validates).
 # --------------------------------------------------------------------------------------------
 # facebookresearch/SlowFast slowfast/config/defaults.py (MVIT.*, MVIT.REV.*, MODEL.*, DATA.*,
-# TRAIN.*, TEST.*, DETECTION.*), as of the index copy at commit 48d7a249 (2024+ layout with
-# LAYER_SCALE_INIT_VALUE, USE_MEAN_POOLING and MVIT.REV). Note PATCH_PADDING's odd default.
+# TRAIN.*, TEST.*, DETECTION.*, AVA.*), as of the index copy at commit 48d7a249 (2024+ layout
+# with LAYER_SCALE_INIT_VALUE, USE_MEAN_POOLING and MVIT.REV). Note PATCH_PADDING's odd default,
+# and AVA.DETECTION_SCORE_THRESH 0.9 (the AVA configs set 0.8). SlowFast has no AVA frame-rate
+# key: slowfast/datasets/ava_helper.py fixes FPS = 30 and the valid frames 902..1798 (900 s on).
 _SLOWFAST_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "MVIT": {
         "MODE": "conv", "POOL_FIRST": False, "CLS_EMBED_ON": True,
@@ -39,13 +41,31 @@ _SLOWFAST_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "NUM_FRAMES": 8, "SAMPLING_RATE": 8, "MEAN": [0.45, 0.45, 0.45],
         "STD": [0.225, 0.225, 0.225], "INPUT_CHANNEL_NUM": [3, 3], "TRAIN_CROP_SIZE": 224,
         "TEST_CROP_SIZE": 256, "REVERSE_INPUT_CHANNEL": False, "IN_VAL_CROP_RATIO": 0.875,
+        "TRAIN_JITTER_SCALES": [256, 320],
     },
     "TRAIN": {"DATASET": "kinetics", "CHECKPOINT_FILE_PATH": ""},
     "TEST": {
         "DATASET": "kinetics", "CHECKPOINT_FILE_PATH": "", "NUM_ENSEMBLE_VIEWS": 10,
         "NUM_SPATIAL_CROPS": 3,
     },
-    "DETECTION": {"ENABLE": False},
+    "DETECTION": {
+        "ENABLE": False, "ALIGNED": True, "SPATIAL_SCALE_FACTOR": 16, "ROI_XFORM_RESOLUTION": 7,
+    },
+    # AVA.* keys with a counterpart in our ``ava`` task (paths default to FAIR-internal
+    # folders upstream and are only taken when a YAML sets them).
+    "AVA": {
+        "FRAME_DIR": "/mnt/fair-flash3-east/ava_trainval_frames.img/",
+        "FRAME_LIST_DIR": "/mnt/vol/gfsai-flash3-east/ai-group/users/haoqifan/ava/frame_list/",
+        "ANNOTATION_DIR": "/mnt/vol/gfsai-flash3-east/ai-group/users/haoqifan/ava/frame_list/",
+        "TRAIN_LISTS": ["train.csv"], "TEST_LISTS": ["val.csv"],
+        "TRAIN_GT_BOX_LISTS": ["ava_train_v2.2.csv"], "TRAIN_PREDICT_BOX_LISTS": [],
+        "TEST_PREDICT_BOX_LISTS": ["ava_val_predicted_boxes.csv"],
+        "DETECTION_SCORE_THRESH": 0.9, "BGR": False, "TRAIN_USE_COLOR_AUGMENTATION": False,
+        "TEST_FORCE_FLIP": False,
+        "LABEL_MAP_FILE": "ava_action_list_v2.2_for_activitynet_2019.pbtxt",
+        "EXCLUSION_FILE": "ava_val_excluded_timestamps_v2.2.csv",
+        "GROUNDTRUTH_FILE": "ava_val_v2.2.csv",
+    },
 }
 
 # facebookresearch/mvit mvit/config/defaults.py @ 3fd4d097 (image classification).
