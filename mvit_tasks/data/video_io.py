@@ -11,7 +11,14 @@ clips at a resampled frame rate) and can pick the indices from the container hea
 open (``indices`` as a function of :class:`VideoInfo`). :func:`probe_video` reads the header
 only: frame count, frame rate, duration and size.
 
-:func:`write_video` writes ``T x H x W x 3`` uint8 frames as an H.264 (libx264, yuv420p) file.
+:func:`read_frames_at_times` decodes by presentation time instead of index: for each requested
+time it keeps the decoded frame whose ``pts * time_base`` (relative to the stream start) is
+nearest, ties to the earlier frame, so a clip sampled on a fixed time grid (AVA's 30 fps) is
+right whatever rate the file has (25, 29.97, 60 fps, variable). :func:`iter_frames` streams
+``(time, frame)`` pairs; :class:`NearestPicker` is the selection rule on any such stream.
+
+:func:`write_video` writes ``T x H x W x 3`` uint8 frames as an H.264 (libx264, yuv420p) file;
+:class:`VideoWriter` does the same one frame at a time, optionally at given frame times.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ import math
 import os
 import threading
 from fractions import Fraction
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import av
 import numpy as np
@@ -157,14 +164,8 @@ def read_frames(
         ValueError: ``indices`` is empty, negative or decreasing.
         VideoDecodeError: as :func:`read_clip`.
     """
-    container = _open(path)
+    container, stream, info = _open_video(path, thread_type)
     try:
-        stream = _video_stream(container, path)
-        if thread_type:
-            stream.thread_type = thread_type
-        else:
-            stream.codec_context.thread_count = 1
-        info = _stream_info(container, stream)
         wanted = list(indices(info) if callable(indices) else indices)
         if not wanted:
             raise ValueError("no frame indices to decode")
@@ -191,9 +192,13 @@ def read_frames(
                 f"video ends after frame {end} (use pad_short=True to repeat it)"
             )
         frames += [frames[-1]] * (len(wanted) - len(frames))
-    if any(f.shape != frames[0][1].shape for _, f in frames):
+    return _stack(path, [f for _, f in frames]), info
+
+
+def _stack(path: PathLike, images: List[np.ndarray]) -> torch.Tensor:
+    if any(f.shape != images[0].shape for f in images):
         raise VideoDecodeError(path, "the frame size changes inside the clip")
-    return torch.from_numpy(np.stack([f for _, f in frames])), info
+    return torch.from_numpy(np.stack(images))
 
 
 def _open(path: PathLike) -> "av.container.InputContainer":
@@ -203,6 +208,30 @@ def _open(path: PathLike) -> "av.container.InputContainer":
         return av.open(os.fspath(path))
     except av.error.FFmpegError as e:
         raise VideoDecodeError(path, f"cannot open ({e})") from None
+
+
+def _open_video(path: PathLike, thread_type: Optional[str]):
+    """``(container, first video stream, VideoInfo)`` with the decoder threading set."""
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        if thread_type:
+            stream.thread_type = thread_type
+        else:
+            stream.codec_context.thread_count = 1
+        return container, stream, _stream_info(container, stream)
+    except BaseException:
+        container.close()
+        raise
+
+
+def _header_duration(container, stream) -> Optional[float]:
+    """Stream duration in seconds from the header (the container's when the stream has none)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def _video_stream(container, path: PathLike) -> "av.video.stream.VideoStream":
@@ -217,12 +246,7 @@ def _stream_info(container, stream) -> VideoInfo:
     if stream.frames:
         num, exact = int(stream.frames), True
     else:  # no frame count in the header (webm, mkv): estimate it from the duration
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = None
+        duration = _header_duration(container, stream)
         num = int(round(duration * fps)) if duration and fps else None
         exact = False
     ctx = stream.codec_context
@@ -307,6 +331,182 @@ def _frames(container, stream, path: PathLike) -> Iterator["av.VideoFrame"]:
         yield frame
 
 
+# ------------------------------------------------------------------ decoding by time
+TIE_TOL_SEC = 1e-9  # two frames this close in distance to a requested time are a tie
+Timed = Tuple[float, Any]  # (presentation time in seconds, frame)
+
+
+class NearestPicker:
+    """Pick, for each of the sorted ``times``, the item of a time-ordered stream nearest to it.
+
+    Items are pushed in increasing time; an item wins a requested time once the next item is
+    known to be farther (one item of look-ahead), so only one item is held. Ties (distances
+    within :data:`TIE_TOL_SEC`) go to the earlier item. Times before the first item take the
+    first one, times after the last item the last one (:meth:`finish`).
+    """
+
+    def __init__(self, times: Sequence[float]) -> None:
+        self.times = [float(t) for t in times]
+        if any(b < a for a, b in zip(self.times, self.times[1:])):
+            raise ValueError(f"times must be non-decreasing, got {self.times}")
+        self._next = 0
+        self._prev: Optional[Timed] = None
+
+    @property
+    def done(self) -> bool:
+        """Every requested time has its item."""
+        return self._next == len(self.times)
+
+    @property
+    def last(self) -> Optional[Timed]:
+        """The latest item pushed (``None`` before the first)."""
+        return self._prev
+
+    def push(self, time: float, item: Any) -> List[Tuple[int, Timed]]:
+        """Add the next item; returns ``(k, (time, item))`` for the times the previous item won."""
+        won: List[Tuple[int, Timed]] = []
+        if self._prev is not None:
+            before = self._prev[0]
+            while not self.done:
+                t = self.times[self._next]
+                if abs(t - time) < abs(t - before) - TIE_TOL_SEC:
+                    break  # the new item is nearer: it (or a later one) wins t
+                won.append((self._next, self._prev))
+                self._next += 1
+        self._prev = (time, item)
+        return won
+
+    def finish(self) -> List[Tuple[int, Timed]]:
+        """End of the stream: the remaining times take the last item (none if nothing came)."""
+        if self._prev is None:
+            return []
+        won = [(k, self._prev) for k in range(self._next, len(self.times))]
+        self._next = len(self.times)
+        return won
+
+
+def read_frames_at_times(
+    path: PathLike,
+    times_sec: Sequence[float],
+    thread_type: Optional[str] = None,
+) -> Tuple[torch.Tensor, VideoInfo]:
+    """Decode, for each time, the frame whose presentation time is nearest (ties: earlier).
+
+    Times are seconds from the stream start (``(pts - start_time) * time_base`` of the frame),
+    non-decreasing, repeats allowed. Decoding seeks to the key frame at or before the first
+    time and stops one frame after the last (memory: the clip plus one frame). Times before
+    the first frame take the first frame, times after the last frame the last one (the clamp
+    of SlowFast's frame indices). Works for any constant or variable frame rate.
+
+    Args:
+        path: video file.
+        times_sec: requested presentation times in seconds.
+        thread_type: FFmpeg decoder threading (see :func:`read_clip`); ``None``: one thread.
+
+    Returns:
+        ``(frames, info)``: ``len(times_sec) x H x W x 3`` uint8 RGB tensor and the header info.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``times_sec`` is empty or decreasing.
+        VideoDecodeError: the file cannot be opened or decoded, has no frames, or is truncated
+            (it ends before the times asked for and before its header says it does).
+    """
+    picker = NearestPicker(times_sec)
+    if not picker.times:
+        raise ValueError("no times to decode")
+    container, stream, info = _open_video(path, thread_type)
+    images: List[Optional[np.ndarray]] = [None] * len(picker.times)
+    converted: Tuple[Any, Optional[np.ndarray]] = (None, None)
+
+    def keep(won: List[Tuple[int, Timed]]) -> None:
+        nonlocal converted
+        for k, (_, frame) in won:
+            if converted[0] is not frame:  # a frame that wins several times is converted once
+                converted = (frame, _to_rgb(frame))
+            images[k] = converted[1]
+
+    try:
+        for t, frame in _timed_frames(container, stream, path, picker.times[0]):
+            keep(picker.push(t, frame))
+            if picker.done:
+                break
+        last = picker.last
+        past_end = picker.finish()
+        keep(past_end)
+        end = _header_duration(container, stream)
+    finally:
+        container.close()
+    if last is None:
+        raise VideoDecodeError(path, f"no frame decoded at or after {picker.times[0]:.3f} s")
+    if past_end and info.fps and end is not None:
+        period = 1.0 / info.fps
+        if picker.times[-1] > last[0] + period / 2 and last[0] < end - 2.5 * period:
+            raise VideoDecodeError(path, f"truncated: decoding stopped at {last[0]:.3f} s but "
+                                   f"the header announces {end:.3f} s")
+    return _stack(path, images), info
+
+
+def iter_frames(
+    path: PathLike, from_sec: float = 0.0, thread_type: Optional[str] = None
+) -> Iterator[Tuple[float, np.ndarray]]:
+    """Stream ``(time, H x W x 3 uint8 RGB)`` from the key frame at or before ``from_sec`` to
+    the end; ``time`` as in :func:`read_frames_at_times`. One frame is held at a time; the
+    file closes when the iterator is exhausted or closed."""
+    container, stream, _ = _open_video(path, thread_type)
+    try:
+        for t, frame in _timed_frames(container, stream, path, from_sec):
+            yield t, _to_rgb(frame)
+    finally:
+        container.close()
+
+
+def _timed_frames(container, stream, path: PathLike, from_sec: float) -> Iterator[Timed]:
+    """``(time, av.VideoFrame)`` in presentation order from the key frame at or before
+    ``from_sec``. A seek that lands after ``from_sec`` (e.g. key frames indexed by decode
+    time) is retried from further back. Frames without pts are placed one period on."""
+    t0 = stream.start_time if stream.start_time is not None else 0
+    tb = stream.time_base
+    rate = stream.average_rate or stream.guessed_rate
+    period = 1.0 / float(rate) if rate else 0.0
+    back, opened = 0.0, True
+    while True:
+        target = max(0.0, from_sec - back) if tb is not None else 0.0
+        if target > 0 or not opened:  # a fresh container already starts at the beginning
+            _seek(container, stream, path, t0 + int(math.floor(Fraction(target) / tb)))
+        opened = False
+        frames = _frames(container, stream, path)
+        first = next(frames, None)
+        if first is None:
+            return
+        t = _frame_time(first, t0, tb, None, period)
+        if t > from_sec + TIE_TOL_SEC and target > 0:
+            back = max(1.0, 4 * back)
+            continue
+        yield t, first
+        for frame in frames:
+            t = _frame_time(frame, t0, tb, t, period)
+            yield t, frame
+        return
+
+
+def _frame_time(frame, t0: int, tb, prev: Optional[float], period: float) -> float:
+    if frame.pts is not None and tb is not None:
+        return float((frame.pts - t0) * tb)
+    return 0.0 if prev is None else prev + period
+
+
+def _seek(container, stream, path: PathLike, pts: int) -> None:
+    """Seek to the key frame at or before ``pts``; the beginning when that fails."""
+    try:
+        container.seek(pts, stream=stream, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        try:
+            container.seek(0, stream=stream)
+        except av.error.FFmpegError as e:
+            raise VideoDecodeError(path, f"cannot seek ({e})") from None
+
+
 def write_video(
     path: PathLike,
     frames: Union[np.ndarray, torch.Tensor],
@@ -329,13 +529,76 @@ def write_video(
     t, h, w, _ = frames.shape
     if t == 0 or h % 2 or w % 2:
         raise ValueError(f"need at least one frame and even H, W for yuv420p, got {frames.shape}")
-    with av.open(os.fspath(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "threads": "1", **(options or {})}
+    with VideoWriter(path, fps, crf, codec, options) as writer:
         for image in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():  # flush delayed frames
-            container.mux(packet)
+            writer.write(image)
+
+
+class VideoWriter:
+    """:func:`write_video` one frame at a time (memory: one frame plus the encoder's buffers).
+
+    ``with VideoWriter(path, fps) as w: w.write(frame)`` for each ``H x W x 3`` uint8 RGB frame
+    (H, W even; the first frame fixes the size). Frames are ``1 / fps`` apart unless
+    ``write`` gets their time in seconds; ``time_base`` is then the encoder's clock (e.g.
+    ``Fraction(1, 90000)``, fine enough for any rate; default ``1 / fps``), and times are
+    rounded to it (kept strictly increasing). Nothing is written without a frame.
+    """
+
+    def __init__(self, path: PathLike, fps: float = 16, crf: int = 18, codec: str = "libx264",
+                 options: Optional[Dict[str, str]] = None,
+                 time_base: Optional[Fraction] = None) -> None:
+        self.path = os.fspath(path)
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.time_base = Fraction(time_base) if time_base else 1 / self.rate
+        self._settings = {"crf": str(crf), "threads": "1", **(options or {})}
+        self._codec = codec
+        self._container = self._stream = None
+        self._shape: Optional[Tuple[int, ...]] = None
+        self._count, self._last_pts = 0, -1
+
+    def write(self, image: Union[np.ndarray, torch.Tensor],
+              time_sec: Optional[float] = None) -> None:
+        """Encode one ``H x W x 3`` uint8 RGB frame (at ``time_sec`` seconds when given)."""
+        image = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        if self._shape is None:
+            if image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] % 2 or image.shape[1] % 2:
+                raise ValueError(f"need H x W x 3 frames with even H, W, got {image.shape}")
+            self._open(*image.shape[:2])
+        if image.shape != self._shape or image.dtype != np.uint8:
+            raise ValueError(f"frame {self._count}: expected {self._shape} uint8, "
+                             f"got {image.shape} {image.dtype}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        sec = Fraction(self._count) / self.rate if time_sec is None else Fraction(time_sec)
+        self._last_pts = frame.pts = max(self._last_pts + 1, round(sec / self.time_base))
+        frame.time_base = self.time_base
+        self._mux(self._stream.encode(frame))
+        self._count += 1
+
+    def _open(self, h: int, w: int) -> None:
+        self._shape = (h, w, 3)
+        self._container = av.open(self.path, "w")
+        stream = self._container.add_stream(self._codec, rate=self.rate)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = dict(self._settings)
+        if self.time_base != 1 / self.rate:
+            stream.codec_context.time_base = stream.time_base = self.time_base
+        self._stream = stream
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder's delayed frames and close the file."""
+        if self._container is not None:
+            try:
+                self._mux(self._stream.encode())
+            finally:
+                self._container.close()
+                self._container = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
