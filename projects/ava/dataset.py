@@ -4,9 +4,14 @@ Semantics follow PySlowFast's ``slowfast/datasets/ava_dataset.py``: the clip has
 ``tau`` apart, frame ``i`` at ``centre - T * tau // 2 + i * tau`` clamped to the video (where
 ``centre = (s - start_sec) * fps`` for keyframe second ``s``); training applies short-side
 jitter, a random square crop and a horizontal flip to clip and boxes together; testing resizes
-the short side and keeps the full frame (SlowFast's ``test`` split, no crop). Frames come from a
-video file per ``video_id`` (the 15-min segment, decoded with PyAV, seeking to the clip) or
-from SlowFast's extracted-frame layout (``frame_lists/*.csv``).
+the short side and keeps the full frame (SlowFast's ``test`` split, no crop). Frames come
+from SlowFast's extracted-frame layout (``frame_lists/*.csv``: 30-fps frames, indexed as above)
+or from a video file per ``video_id`` (the 15-min segment, decoded with PyAV, seeking to the
+clip). A video is sampled on the same ``fps`` time grid as the extracted frames, whatever its
+own rate: grid index ``i`` (clamped at 0) is the decoded frame whose presentation time is
+nearest to ``i / fps`` seconds from the stream start (ties: the earlier frame; past the end:
+the last frame), the frame ``ffmpeg -r 30`` (SlowFast's extraction) keeps for that slot up to
+its rounding.
 
 Randomness of a training sample comes from a ``torch.Generator`` seeded from ``(seed,
 sample_seed, index)``. Unreadable media give a skip marker that
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 from mvit_tasks.data.collate import skip_marker
 from mvit_tasks.data.frames import read_frame_files
 from mvit_tasks.data.transforms import short_side_size, to_normalized_float
-from mvit_tasks.data.video_io import VideoDecodeError, VideoInfo, read_frames
+from mvit_tasks.data.video_io import VideoDecodeError, read_frames_at_times
 
 from .converters.ava import KeyframeRecord, keyframe_frame_index
 
@@ -80,9 +85,10 @@ class AvaKeyframeDataset(torch.utils.data.Dataset):
             boxes must be removed beforehand).
         media: ``{video_id: video file path or list of frame files}``.
         mode: ``"train"`` (jitter, crop, flip) or ``"test"`` (short-side resize, full frame).
-        num_frames, sampling_rate: ``T`` and ``tau`` of the clip (in source frames at ``fps``).
+        num_frames, sampling_rate: ``T`` and ``tau`` of the clip (in frames of the ``fps`` grid).
         num_classes: width of the label vector; action id ``a`` is column ``a - 1``.
-        fps, start_sec: keyframe second ``s`` is frame ``(s - start_sec) * fps``.
+        fps, start_sec: keyframe second ``s`` is frame ``(s - start_sec) * fps`` of the frame
+            list, or of the time grid at ``fps`` on a video (not the video's own rate).
         train_jitter_scales, train_crop_size: training short side range and square crop.
         test_short_side: test short side.
         flip: random horizontal flip in training.
@@ -128,12 +134,10 @@ class AvaKeyframeDataset(torch.utils.data.Dataset):
         if media is None:
             raise FileNotFoundError(f"no video or frames for video_id {rec.video_id!r}")
         centre = keyframe_frame_index(rec.timestamp, self.fps, self.start_sec)
-        if isinstance(media, str):
-            def wanted(info: VideoInfo) -> List[int]:
-                total = info.num_frames if info.frames_exact else None
-                return clip_indices(centre, self.num_frames, self.sampling_rate, total)
-
-            return read_frames(media, wanted, pad_short=True, thread_type=self.decode_threads)[0]
+        if isinstance(media, str):  # the grid frames; the end clamps to the last frame
+            idx = clip_indices(centre, self.num_frames, self.sampling_rate, None)
+            times = [i / self.fps for i in idx]
+            return read_frames_at_times(media, times, thread_type=self.decode_threads)[0]
         idx = clip_indices(centre, self.num_frames, self.sampling_rate, len(media))
         return read_frame_files(media, idx, pad_short=True)
 

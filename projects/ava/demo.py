@@ -6,6 +6,13 @@ Like PySlowFast's ``tools/demo_net.py`` with precomputed boxes
 model scores each keyframe's boxes on the clip centred there, and every frame shows the boxes
 of its nearest keyframe with the ``--top-k`` actions above ``--thresh``.
 
+Clips are sampled as in training (:class:`projects.ava.dataset.AvaKeyframeDataset`: the
+``AVA.FPS`` time grid, nearest frame by presentation time), each read by seeking to its
+window. The output is then written in one streaming pass over the file's own frames, at their
+own times (so at the file's rate, variable rates included): a frame shows the boxes of the
+nearest keyframe within +-0.5 s of its presentation time; each keyframe's PNG is the frame
+nearest to it. Memory is bounded by a clip, not by the video.
+
 ``tools/demo.py --task ava --config-file CFG --weights W --video V.mp4 --boxes B.csv
 --output DIR [--labelmap LM.pbtxt] [KEY VALUE ...]``
 """
@@ -13,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import List, Optional, Sequence
+from fractions import Fraction
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 DEMO_NAME = "ava"
+Captions = Dict[int, Tuple[np.ndarray, List[str]]]  # keyframe second -> (boxes, texts)
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -52,11 +61,48 @@ def draw(frame: np.ndarray, boxes: np.ndarray, texts: List[str]) -> np.ndarray:
     return out
 
 
+def render(video: str, output: str, video_id: str, captions: Captions, start_sec: float,
+           window_sec: float = 0.5, thread_type: Optional[str] = None) -> int:
+    """Write ``output/demo.mp4`` and ``output/<video_id>_<s>.png`` in one pass over ``video``.
+
+    Each decoded frame is drawn with the boxes of the nearest keyframe (``start_sec`` + its
+    presentation time) when one is within ``window_sec``, and written at its own time; the
+    PNG of keyframe ``s`` is the frame nearest to it (none if no frame is within
+    ``window_sec``). Holds one frame at a time. Returns the number of frames written.
+    """
+    from PIL import Image
+
+    from mvit_tasks.data.video_io import NearestPicker, VideoWriter, iter_frames, probe_video
+
+    stamps = np.asarray(sorted(captions), dtype=np.float64)
+    picker = NearestPicker(stamps - start_sec)
+
+    def save_keyframes(won) -> None:
+        for k, (t, frame) in won:
+            ts = int(stamps[k])
+            if abs(start_sec + t - ts) <= window_sec:
+                Image.fromarray(draw(frame, *captions[ts])).save(
+                    os.path.join(output, f"{video_id}_{ts:04d}.png"))
+
+    count = 0
+    with VideoWriter(os.path.join(output, "demo.mp4"), probe_video(video).fps or 30.0,
+                     time_base=Fraction(1, 90000)) as writer:
+        for t, frame in iter_frames(video, thread_type=thread_type):
+            sec = start_sec + t
+            near = int(stamps[np.argmin(np.abs(stamps - sec))])
+            shown = draw(frame, *captions[near]) if abs(near - sec) <= window_sec else frame
+            h, w = shown.shape[:2]
+            writer.write(shown[:h - h % 2, :w - w % 2], time_sec=t)
+            save_keyframes(picker.push(t, frame))
+            count += 1
+        save_keyframes(picker.finish())
+    return count
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     from mvit_tasks.config import load_config
-    from mvit_tasks.data.video_io import read_frames, write_video
     from mvit_tasks.engine.defaults import add_engine_config
 
     from .collate import ava_collate
@@ -84,11 +130,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not recs:
         raise SystemExit(f"{args.boxes}: no boxes of video {vid!r} above "
                          f"{a.DETECTION_SCORE_THRESH}")
+    threads = None if a.DECODE_THREADS == "NONE" else a.DECODE_THREADS
     ds = AvaKeyframeDataset(recs, {vid: args.video}, "test", cfg.DATA.NUM_FRAMES,
                             cfg.DATA.SAMPLING_RATE, cfg.MODEL.NUM_CLASSES, a.FPS,
                             a.SEGMENT_START_SEC, test_short_side=a.TEST_SHORT_SIDE
                             or cfg.DATA.TEST_CROP_SIZE, mean=tuple(cfg.DATA.MEAN),
-                            std=tuple(cfg.DATA.STD))
+                            std=tuple(cfg.DATA.STD), decode_threads=threads)
     captions = {}
     with torch.no_grad():
         for i, rec in enumerate(recs):
@@ -101,23 +148,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 top = [j for j in np.argsort(-s)[:args.top_k] if s[j] >= args.thresh]
                 texts.append("\n".join(f"{names.get(j + 1, j + 1)} {s[j]:.2f}" for j in top))
             captions[rec.timestamp] = (rec.boxes, texts)
-    frames, _ = read_frames(args.video, lambda info: range(info.num_frames or 1))
-    frames = frames.numpy()
     os.makedirs(args.output, exist_ok=True)
-    stamps = np.asarray(sorted(captions))
-    out = np.empty_like(frames)
-    for t in range(len(frames)):
-        sec = a.SEGMENT_START_SEC + t / a.FPS
-        near = int(stamps[np.argmin(np.abs(stamps - sec))])
-        out[t] = draw(frames[t], *captions[near]) if abs(near - sec) <= 0.5 else frames[t]
-    from PIL import Image
-
-    for ts, (boxes, texts) in captions.items():
-        k = int(round((ts - a.SEGMENT_START_SEC) * a.FPS))
-        if 0 <= k < len(frames):
-            Image.fromarray(draw(frames[k], boxes, texts)).save(
-                os.path.join(args.output, f"{vid}_{ts:04d}.png"))
-    h, w = out.shape[1:3]
-    write_video(os.path.join(args.output, "demo.mp4"), out[:, :h - h % 2, :w - w % 2],
-                fps=a.FPS)
+    render(args.video, args.output, vid, captions, a.SEGMENT_START_SEC, thread_type=threads)
     return 0
