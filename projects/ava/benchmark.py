@@ -8,15 +8,19 @@ false box per frame, scores with 6 decimals, 2% of rows with ids outside the lab
 the files are read and evaluated as ``tools/eval_ava.py`` does, once per protocol, and each
 stage is timed.
 The load average is recorded because the number depends on what else the machine is doing.
+
+The module also registers ``--mode ava_demo_memory`` (:class:`DemoMemoryMode`).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -164,3 +168,154 @@ def table(results: List[Dict[str, Any]]) -> List[str]:
             f"{r['total_s']:>6.2f}s {r['mAP']:>7.4f}  {r['loadavg_before'][0]:.2f}/"
             f"{r['loadavg_after'][0]:.2f}")
     return lines
+
+
+# ------------------------------------------------------------------ --mode ava_demo_memory
+DEMO_MODE_NAME = "ava_demo_memory"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO_CONFIG = os.path.join(ROOT, "projects", "ava", "configs", "demo_synthetic.yaml")
+
+
+def add_demo_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("ava_demo_memory (projects/ava/benchmark.py)")
+    g.add_argument("--ava-demo-seconds", type=float, nargs="+", default=[60.0, 240.0],
+                   help="segment lengths to run the demo on (default 60 240)")
+    g.add_argument("--ava-demo-fps", type=float, default=25.0, help="segment frame rate")
+    g.add_argument("--ava-demo-size", type=int, nargs=2, default=[128, 72], metavar=("W", "H"))
+    g.add_argument("--ava-demo-keyframe-step", type=int, default=1,
+                   help="seconds between keyframes with boxes (default 1, as AVA)")
+    g.add_argument("--ava-demo-config", default=DEMO_CONFIG, help="demo model config")
+    g.add_argument("--ava-demo-workdir", help="where to write the files (default: a temp dir)")
+    g.add_argument("--ava-demo-keep", action="store_true", help="keep the generated files")
+
+
+def write_segment(path: str, seconds: float, fps: float, size: Sequence[int]) -> int:
+    """Write a ``seconds``-long ``W x H`` segment (a bright box moving over a drifting
+    gradient) one frame at a time through :class:`VideoWriter`; returns the frame count."""
+    from mvit_tasks.data.video_io import VideoWriter
+
+    w, h = size
+    n = int(round(seconds * fps))
+    base = ((np.arange(w)[None, :, None] + np.arange(h)[:, None, None]) // 2
+            + np.array([0, 32, 64])).astype(np.uint8)
+    with VideoWriter(path, fps, crf=23, options={"g": str(int(round(2 * fps)))}) as writer:
+        for i in range(n):
+            img = base + np.uint8(i % 128)  # uint8 arithmetic wraps around
+            left = (2 * i) % max(1, w - w // 4)
+            img[h // 4:h // 4 + h // 2, left:left + w // 4] = 230
+            writer.write(img)
+    return n
+
+
+def write_demo_inputs(workdir: str, video_id: str, seconds: float,
+                      step: int) -> Tuple[str, str]:
+    """A box CSV (one person every ``step`` s from 901 s) and a 4-class label map."""
+    boxes, labelmap = os.path.join(workdir, "boxes.csv"), os.path.join(workdir, "labelmap.pbtxt")
+    _write(boxes, [f"{video_id},{s},0.200,0.250,0.450,0.750,,0.950\n"
+                   for s in range(901, 900 + int(seconds), step)])
+    _write(labelmap, [f'label {{\n  name: "action_{i}"\n  label_id: {i}\n  '
+                      f'label_type: PERSON_MOVEMENT\n}}\n' for i in range(1, 5)])
+    return boxes, labelmap
+
+
+# Runs argv[1:] and prints its peak RSS. The demo is started from this small process, not from
+# the benchmark: Linux counts the memory of the process that forks into the child's ru_maxrss.
+_PEAK_RSS = ("import resource, subprocess, sys\n"
+             "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+             "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+
+
+def run_child(cmd: List[str]) -> Tuple[int, float]:
+    """Run ``cmd`` from a small wrapper process; returns ``(peak RSS in bytes, seconds)`` of
+    ``cmd`` alone (the wrapper's ``getrusage(RUSAGE_CHILDREN).ru_maxrss``)."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, *cmd], capture_output=True,
+                          text=True)
+    seconds = time.perf_counter() - start
+    fields = proc.stdout.split()
+    if proc.returncode or len(fields) != 2 or fields[0] != "0":
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.stdout.strip()}):\n"
+                           f"{proc.stderr[-4000:]}")
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return int(fields[1]) * unit, seconds
+
+
+def run_demo_memory(args: argparse.Namespace) -> Dict[str, Any]:
+    from mvit_tasks.config import load_config
+    from mvit_tasks.data.video_io import probe_video
+    from mvit_tasks.engine.defaults import add_engine_config
+    from projects.ava.task import AvaTask
+
+    cfg = load_config(args.ava_demo_config, [],
+                      extra_config_fns=[add_engine_config, AvaTask.add_config])
+    root = args.ava_demo_workdir or tempfile.mkdtemp(prefix="ava_demo_bench_")
+    w, h = args.ava_demo_size
+    results: List[Dict[str, Any]] = []
+    try:
+        for seconds in args.ava_demo_seconds:
+            workdir = os.path.join(root, f"{seconds:g}s")
+            os.makedirs(workdir, exist_ok=True)
+            video = os.path.join(workdir, "segment.mp4")
+            t0 = time.perf_counter()
+            frames = write_segment(video, seconds, args.ava_demo_fps, (w, h))
+            gen_s = time.perf_counter() - t0
+            boxes, labelmap = write_demo_inputs(workdir, "segment", seconds,
+                                                args.ava_demo_keyframe_step)
+            out = os.path.join(workdir, "vis")
+            cmd = [sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--task", "ava",
+                   "--config-file", args.ava_demo_config, "--video", video, "--boxes", boxes,
+                   "--labelmap", labelmap, "--output", out, "--thresh", "0",
+                   "AVA.DEMO_DATA", "False", "AVA.FPS", "30", "OUTPUT_DIR", out]
+            rss, demo_s = run_child(cmd)
+            frame_bytes = w * h * 3
+            results.append({
+                "seconds": seconds, "fps": args.ava_demo_fps, "width": w, "height": h,
+                "frames": frames, "keyframes": len(open(boxes).readlines()),
+                "frame_mb": frame_bytes / 2**20, "video_raw_mb": frames * frame_bytes / 2**20,
+                "clip_frames": cfg.DATA.NUM_FRAMES,
+                "clip_mb": cfg.DATA.NUM_FRAMES * frame_bytes / 2**20,
+                "peak_rss_mb": rss / 2**20, "demo_s": demo_s, "generate_s": gen_s,
+                "output_frames": probe_video(os.path.join(out, "demo.mp4")).num_frames,
+                "loadavg": os.getloadavg()})
+    finally:
+        if not args.ava_demo_keep and not args.ava_demo_workdir:
+            shutil.rmtree(root, ignore_errors=True)
+    growth = results[-1]["peak_rss_mb"] - results[0]["peak_rss_mb"] if results else 0.0
+    return {"results": results, "rss_growth_mb": growth}
+
+
+def demo_table(results: List[Dict[str, Any]]) -> List[str]:
+    lines = [f"{'seconds':>8} {'frames':>7} {'size':>8} {'keyfr':>6} {'raw video':>10} "
+             f"{'clip':>8} {'peak RSS':>9} {'demo':>7} {'out frames':>10}"]
+    for r in results:
+        lines.append(
+            f"{r['seconds']:>8g} {r['frames']:>7} {r['width']:>4}x{r['height']:<3} "
+            f"{r['keyframes']:>6} {r['video_raw_mb']:>7.1f} MB {r['clip_mb']:>5.2f} MB "
+            f"{r['peak_rss_mb']:>6.0f} MB {r['demo_s']:>6.1f}s {r['output_frames']:>10}")
+    return lines
+
+
+class DemoMemoryMode:
+    """``--mode ava_demo_memory``: peak memory of ``tools/demo.py --task ava`` vs video length.
+
+    For each ``--ava-demo-seconds`` a ``--ava-demo-size`` segment at ``--ava-demo-fps`` is
+    generated (frame by frame, streaming), with one person box every ``--ava-demo-keyframe-step``
+    seconds; the demo (``--ava-demo-config``, random weights, ``AVA.FPS`` 30) runs in a child
+    process, whose peak RSS (``ru_maxrss``) is recorded next to the raw size of the video
+    and of one clip: a demo that streams grows with neither the length nor the frame count.
+    """
+
+    add_args = staticmethod(add_demo_args)
+    run = staticmethod(run_demo_memory)
+    table = staticmethod(demo_table)
+
+
+def _register_demo_mode() -> None:
+    """Register the second mode (``tools/benchmark.py`` registers ``MODE_NAME`` itself)."""
+    from mvit_tasks.benchmark import MODES, register
+
+    if DEMO_MODE_NAME not in MODES:
+        register(DEMO_MODE_NAME, DemoMemoryMode)
+
+
+_register_demo_mode()

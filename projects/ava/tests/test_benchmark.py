@@ -23,3 +23,22 @@ def test_benchmark_mode_on_a_tiny_case(tmp_path):
     assert len((tmp_path / "det.csv").read_text().splitlines()) == 1280
     lines = benchmark.table(out["results"])
     assert len(lines) == 3 and lines[1].startswith("activitynet")
+
+
+def test_demo_memory_mode_smoke(tmp_path):
+    from mvit_tasks.benchmark import MODES
+
+    assert benchmark.DEMO_MODE_NAME in MODES  # registered on import, next to ava_eval
+    parser = argparse.ArgumentParser()
+    benchmark.add_demo_args(parser)
+    args = parser.parse_args(["--ava-demo-seconds", "2", "3", "--ava-demo-size", "64", "48",
+                              "--ava-demo-workdir", str(tmp_path)])
+    out = benchmark.run_demo_memory(args)
+    assert [r["frames"] for r in out["results"]] == [50, 75]
+    for r in out["results"]:
+        assert r["output_frames"] == r["frames"] and r["keyframes"] == r["seconds"] - 1
+        assert r["peak_rss_mb"] > 10 and r["clip_frames"] == 8
+    assert out["rss_growth_mb"] == out["results"][1]["peak_rss_mb"] - out["results"][0][
+        "peak_rss_mb"]
+    lines = benchmark.demo_table(out["results"])
+    assert len(lines) == 3 and lines[1].split()[:2] == ["2", "50"]
