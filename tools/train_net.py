@@ -89,4 +89,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from mvit_tasks.engine.trainer import TooManyFailuresError
+
+    try:
+        main()
+    except TooManyFailuresError as e:  # unreadable data: the numbers, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -44,20 +44,24 @@ def run_inference(
     device: torch.device,
     precision: str = "none",
     on_batch: Callable[[int, int], None] = lambda i, n: None,
+    stats: Optional[Dict[str, int]] = None,
 ) -> Tuple[Dict[str, Dict[str, float]], List[Tuple[str, str]]]:
     """Evaluate ``model`` on ``loader``; returns ``(results, skipped)``.
 
     ``results`` is ``evaluator.evaluate()`` (gathered over ranks); ``skipped`` lists every
-    ``(path, reason)`` the loaders of all ranks skipped.
+    ``(path, reason)`` the loaders of all ranks skipped. ``stats``, if given, receives
+    ``{"samples": read + skipped, "skipped": ...}`` summed over ranks.
     """
     was_training = model.training
     model.eval()
     evaluator.reset()
     skipped: List[Tuple[str, str]] = []
     n = len(loader)
+    seen = 0
     try:
         for i, batch in enumerate(loader):
             skipped += list(batch.get("skipped", []))
+            seen += int(batch.get("num_samples", 1)) + len(batch.get("skipped", []))
             if batch.get("num_samples", 1) == 0:
                 continue
             batch = to_device(batch, device)
@@ -68,4 +72,7 @@ def run_inference(
         results = evaluator.evaluate()
     finally:
         model.train(was_training)
-    return results, comm.gather_list(skipped)
+    all_skipped = comm.gather_list(skipped)
+    if stats is not None:
+        stats.update(samples=sum(comm.all_gather(seen)), skipped=len(all_skipped))
+    return results, all_skipped

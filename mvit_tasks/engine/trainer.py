@@ -301,7 +301,11 @@ class Trainer:
         last_epoch = self.iteration >= self.max_iter
         period = cfg.TRAIN.EVAL_PERIOD
         if cfg.TEST.ENABLE and (last_epoch or (period and self.epoch % period == 0)):
-            results = self._evaluate(tag=f"epoch_{self.epoch:04d}")
+            try:
+                results = self._evaluate(tag=f"epoch_{self.epoch:04d}")
+            except TooManyFailuresError:
+                self.checkpointer.save(["last"], self.state_dict())  # the epoch is not lost
+                raise
         names = ["last"]
         if cfg.TRAIN.CHECKPOINT_PERIOD and self.epoch % cfg.TRAIN.CHECKPOINT_PERIOD == 0:
             names.append(f"epoch_{self.epoch:04d}")
@@ -342,18 +346,30 @@ class Trainer:
         split = self.cfg.TEST.SPLIT
         loader = build_test_loader(self.task, self.cfg, split)
         evaluator = self.task.build_evaluator(split)
+        stats: Dict[str, int] = {}
         results, skipped = run_inference(self.model, loader, evaluator, self.device,
-                                         self.precision)
+                                         self.precision, stats=stats)
+        warnings = evaluator.warnings()
         if self.is_main:
             out = os.path.join(self.output_dir, "eval", tag)
             os.makedirs(out, exist_ok=True)
             evaluator.write_reports(out)
             with open(os.path.join(out, "results.json"), "w") as f:
-                json.dump({"results": results, "skipped": skipped}, f, indent=2)
+                json.dump({"results": results, "skipped": skipped, "samples": stats["samples"],
+                           "input_warnings": warnings}, f, indent=2)
             for path, reason in skipped:
                 logger.warning("evaluation skipped unreadable sample %s: %s", path, reason)
+            for w in warnings:
+                logger.warning("evaluation input: %s", w)
             logger.info("evaluation (%s, %s): %s", split, tag, json.dumps(results))
         self.last_eval_skipped = skipped
+        limit = self.cfg.TRAIN.MAX_FAILED_FRACTION
+        if skipped and len(skipped) > limit * stats["samples"]:
+            raise TooManyFailuresError(
+                f"{len(skipped)} of {stats['samples']} {split} samples could not be read (more "
+                f"than TRAIN.MAX_FAILED_FRACTION={limit}); the metrics would describe the "
+                "readable part only. First ones:\n  " + "\n  ".join(
+                    f"{p}: {r}" for p, r in skipped[:20]))
         return results
 
     def _final_report(self, results: Dict[str, Dict[str, float]], seconds: float) -> Dict[str, Any]:

@@ -51,7 +51,11 @@ def add_ava_config(cfg: CfgNode) -> None:
     a.LABEL_MAP_FILE = "ava_action_list_v2.2_for_activitynet_2019.pbtxt"  # evaluated classes
     a.EXCLUSION_FILE = "ava_val_excluded_timestamps_v2.2.csv"  # "" = none
     a.EVAL_PROTOCOL = "activitynet"  # activitynet (official) | mmaction2 (ignore empty frames)
-    a.FPS = 30.0  # frame rate of the segments / extracted frames
+    # Refuse rows the official tools read but that look wrong (boxes outside [0, 1], inverted,
+    # zero-area, repeated); False = keep them as SlowFast / the official evaluator do, listed
+    # as WARNINGs and in the evaluation's report.
+    a.STRICT_INPUT = False
+    a.FPS = 30.0  # AVA's time grid (SlowFast's extracted frames); videos are read by timestamp
     a.SEGMENT_START_SEC = 900.0  # second of frame 0 (AVA: the 15-min segment from 900 s)
     a.TRAIN_JITTER_SCALES = [256, 320]  # short side range, then a DATA.TRAIN_CROP_SIZE crop
     a.TEST_SHORT_SIDE = 0  # test short side, full frame (0 = DATA.TEST_CROP_SIZE)
@@ -144,17 +148,19 @@ class AvaTask(Task):
 
         a = self.cfg.AVA
         valid = set(range(1, self.cfg.MODEL.NUM_CLASSES + 1))
-        thresh = a.DETECTION_SCORE_THRESH
+        thresh, strict = a.DETECTION_SCORE_THRESH, a.STRICT_INPUT
         if split == "train":
-            recs = group_keyframes(*[read_ava_boxes(self._ann(f), valid)
+            recs = group_keyframes(*[read_ava_boxes(self._ann(f), valid, strict=strict)
                                      for f in a.TRAIN_GT_BOX_LISTS])
             if a.TRAIN_USE_DETECTED_BOXES:
-                det = group_keyframes(*[read_ava_boxes(self._ann(f), valid, True, thresh)
+                det = group_keyframes(*[read_ava_boxes(self._ann(f), valid, True, thresh,
+                                                       strict=strict)
                                         for f in a.TRAIN_PREDICT_BOX_LISTS])
                 recs = merge_detected_boxes(recs, det, a.DETECTED_BOX_IOU,
                                             a.TRAIN_INCLUDE_NEGATIVES)
         else:
-            recs = group_keyframes(*[read_ava_boxes(self._ann(f), valid, True, thresh)
+            recs = group_keyframes(*[read_ava_boxes(self._ann(f), valid, True, thresh,
+                                                    strict=strict)
                                      for f in a.TEST_PREDICT_BOX_LISTS])
         return [r for r in recs.values() if len(r.boxes)]
 
@@ -165,8 +171,11 @@ class AvaTask(Task):
         records = self.records(split)
         logger.info("AVA %s: %d keyframes, %d boxes", split, len(records),
                     sum(len(r.boxes) for r in records))
+        media = self.media(split)
+        check_media(records, media, split, cfg.TRAIN.MAX_FAILED_FRACTION, a.FPS,
+                    a.SEGMENT_START_SEC)
         return AvaKeyframeDataset(
-            records, self.media(split), "train" if split == "train" else "test",
+            records, media, "train" if split == "train" else "test",
             num_frames=cfg.DATA.NUM_FRAMES, sampling_rate=cfg.DATA.SAMPLING_RATE,
             num_classes=cfg.MODEL.NUM_CLASSES, fps=a.FPS, start_sec=a.SEGMENT_START_SEC,
             train_jitter_scales=tuple(a.TRAIN_JITTER_SCALES),
@@ -189,5 +198,35 @@ class AvaTask(Task):
             groundtruth=self._ann(a.GROUNDTRUTH_FILE), labelmap=self._ann(a.LABEL_MAP_FILE),
             exclusions=self._ann(a.EXCLUSION_FILE) if a.EXCLUSION_FILE else None,
             task_name=self.name or "ava", protocol=a.EVAL_PROTOCOL,
-            class_ids=list(range(1, self.cfg.MODEL.NUM_CLASSES + 1)))
+            class_ids=list(range(1, self.cfg.MODEL.NUM_CLASSES + 1)), strict=a.STRICT_INPUT)
 
+
+def check_media(records: List[Any], media: Dict[str, Any], split: str, max_failed: float,
+                fps: float, start_sec: float) -> None:
+    """Before any sample is read: count the keyframes whose video (or, with frame lists, whose
+    keyframe's frame file) is missing. More than ``max_failed`` of them stops the run with the
+    count and examples (``TRAIN.MAX_FAILED_FRACTION``); fewer are a WARNING, and each one is
+    skipped and counted when it is read."""
+    from .converters.ava import keyframe_frame_index
+
+    missing: List[str] = []
+    for r in records:
+        m = media.get(r.video_id)
+        if m is None:
+            missing.append(f"{r.video_id},{r.timestamp}: no video or frame list entry "
+                           f"({r.source})")
+        elif isinstance(m, list):
+            k = min(max(keyframe_frame_index(r.timestamp, fps, start_sec), 0), len(m) - 1)
+            if not os.path.isfile(m[k]):
+                missing.append(f"{r.video_id},{r.timestamp}: frame file {m[k]} not found")
+    if not missing:
+        return
+    share = len(missing) / max(len(records), 1)
+    msg = (f"AVA {split}: {len(missing)} of {len(records)} keyframes have no readable media "
+           f"({100 * share:.1f}%); first ones:\n  " + "\n  ".join(missing[:10]))
+    if share > max_failed:
+        from mvit_tasks.engine.trainer import TooManyFailuresError
+
+        raise TooManyFailuresError(f"{msg}\n(more than TRAIN.MAX_FAILED_FRACTION={max_failed}"
+                                   "; nothing was trained or evaluated)")
+    logger.warning("%s", msg)

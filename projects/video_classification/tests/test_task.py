@@ -46,7 +46,9 @@ def test_multi_view_eval_skips_and_counts_a_corrupt_video(clips, tmp_path):
                            "CLS.DATA_DIR", str(clips), "CLS.VAL_MANIFEST", str(tmp_path / "val.csv"),
                            "CLS.PATH_PREFIX", str(clips),
                            "CLS.NUM_ENSEMBLE_VIEWS", "2", "CLS.NUM_SPATIAL_CROPS", "3",
-                           "OUTPUT_DIR", str(out)])
+                           # 6 of 42 views fail (14%): allowed here; at the default 5% the
+                           # evaluation stops (TooManyFailuresError, tested for AVA)
+                           "TRAIN.MAX_FAILED_FRACTION", "0.2", "OUTPUT_DIR", str(out)])
     metrics = report["results"]["classification"]
     assert metrics["num_videos"] == 6 and metrics["num_views"] == 36  # 2 clips x 3 crops each
     assert metrics["num_videos_fewer_views"] == 0
