@@ -46,6 +46,15 @@ def clip_indices(centre: int, num_frames: int, sampling_rate: int,
     return [max(0, i if hi is None else min(i, hi)) for i in idx]
 
 
+def clip_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Clip pixel ``x1, y1, x2, y2`` boxes (N, 4) to ``[0, width - 1] x [0, height - 1]``, as
+    SlowFast's ``clip_boxes_to_image`` does right after scaling the normalised boxes."""
+    out = boxes.clone()
+    out[:, 0::2] = out[:, 0::2].clamp(0.0, width - 1.0)
+    out[:, 1::2] = out[:, 1::2].clamp(0.0, height - 1.0)
+    return out
+
+
 def resize_clip_and_boxes(video: torch.Tensor, boxes: torch.Tensor,
                           short_side: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Resize ``T x C x H x W`` to short side ``short_side``; ``boxes`` (N, 4) pixel
@@ -154,6 +163,7 @@ class AvaKeyframeDataset(torch.utils.data.Dataset):
         video = clip.permute(0, 3, 1, 2)  # T x C x H x W
         h, w = video.shape[-2:]
         boxes = torch.from_numpy(rec.boxes.astype(np.float32)) * torch.tensor([w, h, w, h])
+        boxes = clip_boxes(boxes, h, w)  # SlowFast: boxes outside the frame are clipped to it
         if self.mode == "train":
             gen = torch.Generator().manual_seed(hash((self.seed, sample_seed, index)) % (2**63))
             lo, hi = self.jitter

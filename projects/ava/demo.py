@@ -13,8 +13,14 @@ own times (so at the file's rate, variable rates included): a frame shows the bo
 nearest keyframe within +-0.5 s of its presentation time; each keyframe's PNG is the frame
 nearest to it. Memory is bounded by a clip, not by the video.
 
+``--boxes`` takes detection CSVs (``ava_val_predicted_boxes.csv``, our
+``ava_detections.csv``: 8th column a score, thresholded at ``AVA.DETECTION_SCORE_THRESH``) and
+ground-truth CSVs (``ava_val_v2.2.csv``: 8th column a person id, every box kept); which one is
+told from the file (an integer 8th column and an action id on every row: ground truth) or by
+``--boxes-kind``.
+
 ``tools/demo.py --task ava --config-file CFG --weights W --video V.mp4 --boxes B.csv
---output DIR [--labelmap LM.pbtxt] [KEY VALUE ...]``
+--output DIR [--labelmap LM.pbtxt] [--boxes-kind auto|detections|groundtruth] [KEY VALUE ...]``
 """
 from __future__ import annotations
 
@@ -35,7 +41,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--config-file", required=True)
     p.add_argument("--weights", default="", help="checkpoint (default: MODEL.WEIGHTS)")
     p.add_argument("--video", required=True, help="segment video; frame 0 = AVA.SEGMENT_START_SEC")
-    p.add_argument("--boxes", required=True, help="AVA-format person box CSV")
+    p.add_argument("--boxes", required=True,
+                   help="AVA-format person box CSV: detections (8th column a score, kept at "
+                        ">= AVA.DETECTION_SCORE_THRESH) or ground truth (8th column a person "
+                        "id, every box kept)")
+    p.add_argument("--boxes-kind", choices=("auto", "detections", "groundtruth"),
+                   default="auto", help="what --boxes holds (auto: an integer 8th column with "
+                                        "an action id on every row is ground truth)")
     p.add_argument("--video-id", default="", help="rows of this id (default: the video's stem)")
     p.add_argument("--labelmap", default="", help="class names (default: AVA.LABEL_MAP_FILE)")
     p.add_argument("--output", required=True, help="folder for demo.mp4 and keyframe PNGs")
@@ -108,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .collate import ava_collate
     from .converters.ava import read_ava_boxes
     from .dataset import AvaKeyframeDataset
-    from .evaluation.io import read_labelmap
+    from .evaluation.io import read_labelmap, sniff_box_kind
     from .task import AvaTask
 
     args = parse_args(argv)
@@ -124,12 +136,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lm = read_labelmap(args.labelmap or task._ann(a.LABEL_MAP_FILE))
     names = dict(zip(lm.ids, lm.names))
     vid = args.video_id or os.path.splitext(os.path.basename(args.video))[0]
-    recs = [r for r in read_ava_boxes(args.boxes, allow_unlabelled=True,
-                                      score_thresh=a.DETECTION_SCORE_THRESH).values()
+    kind = sniff_box_kind(args.boxes) if args.boxes_kind == "auto" else args.boxes_kind
+    det = kind == "detections"  # ground truth: column 8 is a person id, not a score
+    recs = [r for r in read_ava_boxes(args.boxes, allow_unlabelled=det,
+                                      score_thresh=a.DETECTION_SCORE_THRESH if det else None,
+                                      strict=a.STRICT_INPUT).values()
             if r.video_id == vid and len(r.boxes)]
+    print(f"[demo] {args.boxes}: {kind} ({args.boxes_kind}), {len(recs)} keyframes of {vid!r}")
     if not recs:
-        raise SystemExit(f"{args.boxes}: no boxes of video {vid!r} above "
-                         f"{a.DETECTION_SCORE_THRESH}")
+        above = f" above {a.DETECTION_SCORE_THRESH}" if det else ""
+        raise SystemExit(f"{args.boxes}: no boxes of video {vid!r}{above} ({kind})")
     threads = None if a.DECODE_THREADS == "NONE" else a.DECODE_THREADS
     ds = AvaKeyframeDataset(recs, {vid: args.video}, "test", cfg.DATA.NUM_FRAMES,
                             cfg.DATA.SAMPLING_RATE, cfg.MODEL.NUM_CLASSES, a.FPS,

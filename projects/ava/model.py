@@ -101,11 +101,6 @@ class RoIActionHead(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.projection = nn.Linear(spec.channels, num_classes)
 
-    @property
-    def action_proj(self) -> nn.Linear:
-        """Former name of :attr:`projection` (kept for code that reads it)."""
-        return self.projection
-
     def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str,
                               *args: Any, **kwargs: Any) -> None:
         rename_checkpoint_keys(state_dict, self.checkpoint_renames, prefix)

@@ -176,6 +176,24 @@ def read_box_csv(path: str, allow_unlabelled: bool = False) -> BoxTable:
                     np.arange(1, len(ts) + 1, dtype=np.int64), path)
 
 
+_INT = re.compile(r"\s*[-+]?\d+\s*")
+
+
+def sniff_box_kind(path: str, max_lines: int = 2000) -> str:
+    """``"groundtruth"`` or ``"detections"`` from a box CSV's first rows.
+
+    Ground truth (``ava_{train,val}_v2.2.csv``) has an action id on every row and, in an 8th
+    column, an integer person id; detector files (``ava_val_predicted_boxes.csv``, the
+    ``person_box_67091280_iou90`` files, our ``ava_detections.csv``) have a fractional score
+    there (and often an empty action id). A file without an 8th column has no score to
+    threshold: ground truth. Raises :class:`AvaFormatError` on an unreadable file.
+    """
+    for row in csv.reader(split_lines(read_text(path))[:max_lines]):
+        if len(row) == 8 and (not row[6].strip() or not _INT.fullmatch(row[7])):
+            return "detections"
+    return "groundtruth"
+
+
 # ---------------------------------------------------------------------------- findings
 FINDINGS = {
     "non_finite": "with a box coordinate or score that is not a finite number (nan / inf)",

@@ -58,7 +58,9 @@ def test_video_keyframe_clip_timing_and_test_resize(tmp_path):
     np.testing.assert_allclose(clip[:, 10, 10, 0].float().numpy() / 4, [26, 28, 30, 32], atol=1)
     s = ds[0]
     assert s["video"].shape == (3, 4, 64, 96)  # short side 64, full frame
-    assert s["boxes"].tolist() == [[24.0, 32.0, 48.0, 64.0]]
+    # y2 = 1.0 is row 32 of the 32-row frame: clipped to 31 as SlowFast's clip_boxes_to_image
+    # does (x <= W - 1, y <= H - 1), then scaled by 2
+    assert s["boxes"].tolist() == [[24.0, 32.0, 48.0, 62.0]]
     assert s["labels"].tolist() == [[0.0, 1.0, 0.0]]
     assert s["norm_boxes"].tolist() == [[0.25, 0.5, 0.5, 1.0]]
 
@@ -128,3 +130,14 @@ def test_collate_pads_different_frame_sizes():
     assert batch["video"].shape == (2, 3, 2, 10, 12)
     assert batch["video"][0, :, :, 8:].abs().sum() == 0 and batch["video"][1, :, :, :, 8:].sum() == 0
     assert batch["timestamp"].tolist() == [902, 902] and batch["video_id"] == ["v", "v"]
+
+
+def test_boxes_outside_the_frame_are_clipped_and_kept_as_read(tmp_path):
+    path = str(tmp_path / "v.mp4")
+    _keyframe_video(path)
+    rec = _rec("v", 903, [[-0.25, 0.5, 1.5, 1.0]], [[2]])  # outside [0, 1]: read, kept
+    ds = AvaKeyframeDataset([rec], {"v": path}, "test", num_frames=4, sampling_rate=2,
+                            num_classes=3, fps=10, start_sec=900, test_short_side=32)
+    s = ds[0]
+    assert s["boxes"].tolist() == [[0.0, 16.0, 47.0, 31.0]]  # the 32 x 48 frame
+    assert s["norm_boxes"].tolist() == [[-0.25, 0.5, 1.5, 1.0]]  # evaluated as in the file
