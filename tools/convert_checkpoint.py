@@ -15,7 +15,7 @@ into the model it describes::
         --source-config SlowFast/configs/Kinetics/MVITv2_S_16x4.yaml IN.pyth OUT.pth
 
 A SlowFast config with ``DETECTION.ENABLE: True`` gives a config of the ``ava`` task
-(``AVA.ROI_*`` from ``DETECTION.*``, see ``mvit_tasks/checkpoint/official_detection.py``), and
+(``AVA.ROI_*`` from ``DETECTION.*``, see ``projects/ava/official_config.py``), and
 the weights are checked against the model ``tools/train_net.py --task ava`` builds from it.
 
 Export: ``--to SOURCE`` writes IN (any supported layout) in SOURCE's layout, e.g. for round

@@ -147,6 +147,9 @@ class _View:
         return ValueError(f"{self.source}: {name}.{key}={self(name, key)!r} {why}")
 
 
+OfficialView = _View  # public names for the translators of task projects
+
+
 def _as_bool(view: _View, name: str, key: str) -> bool:
     value = view(name, key)
     if not isinstance(value, bool):
@@ -288,8 +291,9 @@ def arch_from_official(
         ``head_pool`` ("cls" | "mean", both after the final norm), ``dropout_rate``,
         ``head_act``, ``dataset``, ``source_checkpoint``, ``reverse_input_channel`` (BGR input),
         ``num_ensemble_views`` / ``num_spatial_crops`` (test views), ``val_crop_ratio``,
-        ``detection``, ``task`` ("ava" for ``DETECTION.ENABLE``, else ""), ``task_config``
-        (that task's keys, :mod:`~mvit_tasks.checkpoint.official_detection`),
+        ``detection``, ``task`` (the registered task whose :meth:`~mvit_tasks.tasks.Task.
+        from_official_config` claims the config, e.g. ``ava`` for ``DETECTION.ENABLE``; ""
+        for a classifier), ``task_config`` (that task's keys),
         ``zero_decay_pos_cls``, ``flavor``, ``source`` and ``warnings``.
 
     Raises:
@@ -445,9 +449,10 @@ def _info(
         dataset = view("TRAIN", "DATASET")
     checkpoint = view("TEST", "CHECKPOINT_FILE_PATH") or view("TRAIN", "CHECKPOINT_FILE_PATH")
     detection = bool(sf and _as_bool(view, "DETECTION", "ENABLE"))
-    # lazy: official_detection imports this module
-    from mvit_tasks.checkpoint.official_detection import TASK as detection_task
-    from mvit_tasks.checkpoint.official_detection import detection_task_config
+    task, task_config = _task_of(view, warnings) if sf else ("", {})
+    if detection and not task:
+        raise view.error("DETECTION", "ENABLE", "no registered task translates SlowFast "
+                         "detection configs (the ava project does; is it installed?)")
 
     return {
         "flavor": view.flavor,
@@ -471,11 +476,28 @@ def _info(
             view, "DATA", "IN_VAL_CROP_RATIO" if sf else "VAL_CROP_RATIO"
         ),
         "detection": detection,
-        "task": detection_task if detection else "",
-        "task_config": detection_task_config(view, warnings) if detection else {},
+        "task": task,
+        "task_config": task_config,
         "zero_decay_pos_cls": _as_bool(view, "MVIT", "ZERO_DECAY_POS_CLS"),
         "warnings": warnings,
     }
+
+def _task_of(view: "OfficialView", warnings: List[str]) -> tuple:
+    """``(task name, {section: {key: value}})`` of the one registered task that claims the
+    official config (:meth:`Task.from_official_config`), else ``("", {})``."""
+    from mvit_tasks.registry import TASK_REGISTRY
+    from mvit_tasks.tasks import load_builtin_projects
+
+    load_builtin_projects()
+    claims = []
+    for name, task_cls in TASK_REGISTRY:
+        keys = task_cls.from_official_config(view, warnings)
+        if keys is not None:
+            claims.append((name, keys))
+    if len(claims) > 1:
+        raise view.error("MODEL", "ARCH", f"claimed by several tasks: {[c[0] for c in claims]}")
+    return claims[0] if claims else ("", {})
+
 
 def load_official_config(
     path: str, flavor: Optional[str] = None
@@ -539,3 +561,6 @@ def write_native_config(
     with open(out_path, "w", encoding="utf-8") as f:
         f.write(header)
         yaml.safe_dump(cfg, f, sort_keys=False, default_flow_style=None)
+
+
+as_bool, as_int, as_float = _as_bool, _as_int, _as_float

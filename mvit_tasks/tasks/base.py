@@ -67,6 +67,16 @@ class Task:
     def add_config(cls, cfg: CfgNode) -> None:
         """Add this task's keys (in its own namespace) to ``cfg`` in place."""
 
+    @classmethod
+    def from_official_config(cls, view: Any, warnings: List[str]
+                             ) -> Optional[Dict[str, Dict[str, Any]]]:
+        """This task's keys ``{section: {key: value}}`` for an official (SlowFast) config that
+        describes a model of this task, else None (the default: classification configs are
+        translated by core). ``view(section, key)`` reads a value over SlowFast's defaults
+        (:class:`mvit_tasks.checkpoint.official_config.OfficialView`); append what is not
+        carried over to ``warnings``. Used by ``tools/convert_checkpoint.py --source-config``."""
+        return None
+
     def __init__(self, cfg: CfgNode) -> None:
         self.cfg = cfg
 

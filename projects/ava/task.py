@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
@@ -83,6 +83,18 @@ class AvaTask(Task):
     @classmethod
     def add_config(cls, cfg: CfgNode) -> None:
         add_ava_config(cfg)
+
+    @classmethod
+    def from_official_config(cls, view: Any, warnings: List[str]
+                             ) -> Optional[Dict[str, Dict[str, Any]]]:
+        """SlowFast ``DETECTION.ENABLE`` configs -> ``AVA.*`` (:mod:`.official_config`)."""
+        from mvit_tasks.checkpoint.official_config import as_bool
+
+        from .official_config import detection_task_config
+
+        if not as_bool(view, "DETECTION", "ENABLE"):
+            return None
+        return detection_task_config(view, warnings)
 
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__(cfg)

@@ -9,8 +9,9 @@ then dropout (``MODEL.DROPOUT_RATE``), ``projection`` and ``MODEL.HEAD_ACT`` at 
 ``datasets/ava_helper.py`` fixes 30 fps from second 900 and reads the ``AVA.*`` list / file keys
 below; ``ava_dataset.py`` jitters the short side in ``DATA.TRAIN_JITTER_SCALES``.
 
-Translation (``info["task_config"]`` of :func:`~mvit_tasks.checkpoint.official_config.
-arch_from_official`, written by ``write_native_config``):
+Used through :meth:`projects.ava.task.AvaTask.from_official_config` (the task hook that
+:func:`~mvit_tasks.checkpoint.official_config.arch_from_official` asks); the result becomes
+``info["task_config"]``, written by ``write_native_config``:
 
 ==========================================  ==============================================
 SlowFast                                    ours (``tools/train_net.py --task ava``)
@@ -34,9 +35,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from mvit_tasks.checkpoint.official_config import _as_bool, _as_float, _as_int, _View
-
-TASK = "ava"
+from mvit_tasks.checkpoint.official_config import OfficialView as _View
+from mvit_tasks.checkpoint.official_config import as_bool as _as_bool
+from mvit_tasks.checkpoint.official_config import as_float as _as_float
+from mvit_tasks.checkpoint.official_config import as_int as _as_int
 # SlowFast AVA.* keys read with the same name and meaning by our ``ava`` task.
 _SAME_NAME = ("TRAIN_LISTS", "TEST_LISTS", "TRAIN_GT_BOX_LISTS", "TEST_PREDICT_BOX_LISTS",
               "GROUNDTRUTH_FILE", "LABEL_MAP_FILE", "EXCLUSION_FILE")
