@@ -19,7 +19,8 @@ from mvit_tasks.benchmark.common import run_spec_file  # noqa: E402
 
 def register_project_modes() -> None:
     """Add the modes of ``projects/<name>/benchmark.py`` (``MODE_NAME``, ``add_args``, ``run``,
-    ``table``), e.g. ``ava_eval``; the projects stay unknown to the core."""
+    ``table``; more in an optional ``EXTRA_MODES = {name: mode}``), e.g. ``ava_eval``; the
+    projects stay unknown to the core."""
     import importlib
     import importlib.util
     import pkgutil
@@ -31,6 +32,8 @@ def register_project_modes() -> None:
         if info.ispkg and importlib.util.find_spec(name):
             module = importlib.import_module(name)
             register(module.MODE_NAME, module)
+            for mode_name, mode in getattr(module, "EXTRA_MODES", {}).items():
+                register(mode_name, mode)
 
 
 register_project_modes()

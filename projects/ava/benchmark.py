@@ -9,7 +9,8 @@ the files are read and evaluated as ``tools/eval_ava.py`` does, once per protoco
 stage is timed.
 The load average is recorded because the number depends on what else the machine is doing.
 
-The module also registers ``--mode ava_demo_memory`` (:class:`DemoMemoryMode`).
+The module also offers ``--mode ava_demo_memory`` (:class:`DemoMemoryMode`, in
+``EXTRA_MODES``).
 """
 from __future__ import annotations
 
@@ -310,12 +311,5 @@ class DemoMemoryMode:
     table = staticmethod(demo_table)
 
 
-def _register_demo_mode() -> None:
-    """Register the second mode (``tools/benchmark.py`` registers ``MODE_NAME`` itself)."""
-    from mvit_tasks.benchmark import MODES, register
-
-    if DEMO_MODE_NAME not in MODES:
-        register(DEMO_MODE_NAME, DemoMemoryMode)
-
-
-_register_demo_mode()
+# further modes of this project, registered by tools/benchmark.py next to MODE_NAME
+EXTRA_MODES = {DEMO_MODE_NAME: DemoMemoryMode}

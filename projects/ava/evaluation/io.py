@@ -250,20 +250,41 @@ def box_findings(table: BoxTable) -> List[Finding]:
 
 
 def duplicate_rows(table: BoxTable) -> np.ndarray:
-    """(N,) bool: the row repeats an earlier one (same video, timestamp, box, action id)."""
+    """(N,) bool: the row repeats an earlier one (same video, timestamp, box, action id).
+
+    Rows are hashed to one 64-bit key and sorted once; only rows whose key is shared are then
+    compared field by field (in file order), so a hash collision is never taken for a repeat.
+    NaN coordinates never repeat (NaN != NaN).
+    """
     n = len(table)
     out = np.zeros(n, bool)
     if n < 2:
         return out
     b = table.boxes
-    keys = (np.arange(n), b[:, 3], b[:, 2], b[:, 1], b[:, 0], table.action, table.timestamp,
-            table.video)
-    order = np.lexsort(keys)
-    same = np.ones(n - 1, bool)
+    cols = [np.asarray(x, np.int64) for x in (table.video, table.timestamp, table.action)]
+    cols += list(np.ascontiguousarray(b + 0.0).T)
+    h = np.zeros(n, np.uint64)
+    with np.errstate(over="ignore"):
+        for c in cols:  # FNV-style mixing of the raw 64-bit fields (-0.0 made 0.0 above)
+            h = (h ^ np.ascontiguousarray(c).view(np.uint64)) * np.uint64(0x100000001B3)
+            h ^= h >> np.uint64(29)
+    order = np.argsort(h)
+    hs = h[order]
+    shared = np.zeros(n, bool)
+    eq = hs[1:] == hs[:-1]
+    shared[1:] |= eq
+    shared[:-1] |= eq
+    rows = np.sort(order[shared])  # the few rows whose key is not unique, in file order
+    if rows.size == 0:
+        return out
+    keys = (rows, b[rows, 3], b[rows, 2], b[rows, 1], b[rows, 0], table.action[rows],
+            table.timestamp[rows], table.video[rows])
+    o = np.lexsort(keys)
+    same = np.ones(rows.size - 1, bool)
     for k in keys[1:]:
-        ks = k[order]
+        ks = k[o]
         same &= ks[1:] == ks[:-1]
-    out[order[1:][same]] = True
+    out[rows[o[1:][same]]] = True
     return out
 
 
