@@ -8,6 +8,10 @@ written as null in ``--json-out``.
 Examples::
 
     python tools/eval_coco.py --gt instances_val2017.json --dt coco_instances_results.json
+    # a training run's evaluation (OUTPUT_DIR/eval/<tag>/), re-scored: the same numbers
+    python tools/eval_coco.py --gt instances_val2017.json \\
+        --dt OUT/eval/epoch_0012/coco_instances_results.json \\
+        --image-ids OUT/eval/epoch_0012/coco_evaluated_image_ids.json
     python tools/eval_coco.py --gt instances.json --dt results.json --iou-type bbox \\
         --json-out metrics.json
 
@@ -41,6 +45,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--iou-type", nargs="+", choices=IOU_TYPES, default=list(IOU_TYPES),
                    help="what to evaluate (default: bbox segm)")
     p.add_argument("--backend", choices=BACKENDS, default="pycocotools")
+    p.add_argument("--image-ids", metavar="JSON",
+                   help="evaluate these images only (a json list; an evaluation's "
+                        "coco_evaluated_image_ids.json: then the numbers are that run's)")
     p.add_argument("--json-out", help="write {iou_type: {metric: value}} here")
     return p.parse_args(argv)
 
@@ -48,7 +55,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        results = evaluate_files(args.gt, args.dt, args.iou_type, backend=args.backend)
+        results = evaluate_files(args.gt, args.dt, args.iou_type, backend=args.backend,
+                                 image_ids_json=args.image_ids)
     except (CocoFormatError, ValueError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,11 @@ metrics without ground truth (e.g. APs with no small object) are NaN. Mask AP us
 for the size ranges (box fields are removed from the results for ``segm``, as detectron2 does).
 Unlike pycocotools (which raises on an empty results list), no detections give AP 0.
 
-The evaluator does no logging; pycocotools' prints are captured.
+The evaluator does no logging; pycocotools' prints are captured. ``write_reports`` writes, as
+detectron2's ``COCOEvaluator`` does, ``coco_instances_results.json`` (the standard COCO results
+format) and the ids of the evaluated images (``coco_evaluated_image_ids.json``), so
+``tools/eval_coco.py --gt GT --dt coco_instances_results.json --image-ids
+coco_evaluated_image_ids.json`` reproduces the numbers of the evaluation that wrote them.
 """
 from __future__ import annotations
 
@@ -26,7 +30,11 @@ from projects.coco_detection.converters.coco_results import (
     instances_to_coco_results,
     load_coco_results,
     validate_coco_results,
+    write_coco_results,
 )
+
+RESULTS_FILE = "coco_instances_results.json"
+IMAGE_IDS_FILE = "coco_evaluated_image_ids.json"
 
 IOU_TYPES = ("bbox", "segm")
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # = COCOeval.stats[0:6]
@@ -142,11 +150,36 @@ def evaluate_coco(gt: CocoInstances, results: Sequence[Dict[str, Any]],
 
 
 def evaluate_files(gt_json: str, dt_json: str, iou_types: Sequence[str] = IOU_TYPES,
-                   backend: str = "pycocotools") -> Results:
-    """:func:`evaluate_coco` of a COCO instances json and a COCO results json (all images)."""
+                   backend: str = "pycocotools", image_ids_json: Optional[str] = None
+                   ) -> Results:
+    """:func:`evaluate_coco` of a COCO instances json and a COCO results json, on every
+    ground-truth image or on the ids listed in ``image_ids_json`` (a json list, as
+    :meth:`CocoEvaluator.write_reports` writes)."""
     gt = load_coco_json(gt_json, drop_invalid=False)
     results = load_coco_results(dt_json)
-    return evaluate_coco(gt, results, iou_types, backend=backend, source=dt_json)
+    img_ids = None
+    if image_ids_json:
+        img_ids = _load_image_ids(image_ids_json, gt)
+    return evaluate_coco(gt, results, iou_types, img_ids=img_ids, backend=backend,
+                         source=dt_json)
+
+
+def _load_image_ids(path: str, gt: CocoInstances) -> List[int]:
+    import json
+
+    from projects.coco_detection.converters import CocoFormatError
+
+    try:
+        with open(path) as f:
+            ids = json.load(f)
+    except json.JSONDecodeError as e:
+        raise CocoFormatError(f"{path}: not valid JSON: line {e.lineno}: {e.msg}") from None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise CocoFormatError(f"{path}: expected a json list of image ids")
+    unknown = [i for i in ids if i not in gt.images]
+    if unknown:
+        raise CocoFormatError(f"{path}: image ids not in {gt.source}: {unknown[:10]}")
+    return ids
 
 
 def _hw(x: Any) -> Tuple[int, int]:
@@ -180,6 +213,7 @@ class CocoEvaluator(DatasetEvaluator):
     def reset(self) -> None:
         self._results: List[Dict[str, Any]] = []
         self._image_ids: List[int] = []
+        self._gathered: Optional[Tuple[List[Dict[str, Any]], List[int]]] = None
 
     def _rescale(self, image_id: int, inp: Mapping[str, Any],
                  out: Mapping[str, Any]) -> Dict[str, Any]:
@@ -238,10 +272,28 @@ class CocoEvaluator(DatasetEvaluator):
         """AP on the images processed on all ranks (NaN everywhere if none were)."""
         image_ids = gather_list(self._image_ids)
         results = gather_list(self._results)
+        self._gathered = (results, sorted(set(image_ids)))
         if not image_ids:
             return {t: {m: float("nan") for m in METRICS} for t in self.iou_types}
         return evaluate_coco(self.gt, results, self.iou_types, img_ids=sorted(set(image_ids)),
                              backend=self.backend)
+
+
+    def write_reports(self, output_dir: str) -> List[str]:
+        """``coco_instances_results.json`` (every rank's detections, COCO results format) and
+        ``coco_evaluated_image_ids.json`` of the last :meth:`evaluate`; returns the paths."""
+        import json
+        import os
+
+        from mvit_tasks.utils.fileio import atomic_write_text
+
+        if self._gathered is None:
+            raise RuntimeError("call evaluate() before write_reports()")
+        results, image_ids = self._gathered
+        paths = [os.path.join(output_dir, RESULTS_FILE), os.path.join(output_dir, IMAGE_IDS_FILE)]
+        write_coco_results(paths[0], results)
+        atomic_write_text(paths[1], json.dumps(image_ids))
+        return paths
 
 
 def _fmt(v: float) -> str:

@@ -101,9 +101,11 @@ def predictions_to_coco_results(predictions: Iterable[Tuple[int, Output]],
 
 
 def write_coco_results(path: str, results: Sequence[Dict[str, Any]]) -> None:
-    """Write a COCO results json (a list of result records)."""
-    with open(path, "w") as f:
-        json.dump(list(results), f)
+    """Write a COCO results json (a list of result records), atomically. Floats are written
+    with ``repr`` precision, so the file reads back to the same values."""
+    from mvit_tasks.utils.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(list(results)))
 
 
 def load_coco_results(path: str) -> List[Dict[str, Any]]:

@@ -261,3 +261,37 @@ def test_cli_prints_table_and_writes_json(tmp_path):
     bad = subprocess.run(cmd[:3] + [gt_path, "--dt", str(tmp_path / "missing.json")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "missing.json" in bad.stderr
+
+
+def test_reports_are_the_standard_results_file_and_rescore_exactly(tmp_path):
+    # 2 of 3 images evaluated (the third, say, unreadable): with the written id list,
+    # tools/eval_coco.py gives the evaluation's numbers; without it, the third image's GT
+    # counts as missed
+    gt = _gt([_ann(1, 1, 3, 10, 10, 40), _ann(2, 2, 7, 55, 50, 40), _ann(3, 3, 3, 5, 5, 30)],
+             n_images=3)
+    ev = CocoEvaluator(gt)
+    with pytest.raises(RuntimeError, match="evaluate"):
+        ev.write_reports(str(tmp_path))
+    ev.process([{"image_id": 1}, {"image_id": 2}],
+               [_out([(10, 10, 40, 1, 0.9), (0, 60, 30, 1, 0.7)]), _out([(55, 50, 40, 2, 0.8)])])
+    logged = ev.evaluate()
+    paths = ev.write_reports(str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["coco_instances_results.json",
+                                                    "coco_evaluated_image_ids.json"]
+    records = json.load(open(paths[0]))
+    assert len(records) == 3 and json.load(open(paths[1])) == [1, 2]
+    assert records[0]["bbox"] == [10.0, 10.0, 40.0, 40.0] and records[0]["category_id"] == 3
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps(gt.to_coco_dict()))
+    again = evaluate_files(str(gt_path), paths[0], image_ids_json=paths[1])
+    for t in ("bbox", "segm"):
+        for k, v in logged[t].items():
+            assert (math.isnan(v) and math.isnan(again[t][k])) or again[t][k] == v, (t, k)
+    everything = evaluate_files(str(gt_path), paths[0])
+    assert everything["bbox"]["AP-cat"] < logged["bbox"]["AP-cat"]
+    out = tmp_path / "m.json"
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "eval_coco.py"), "--gt",
+                           str(gt_path), "--dt", paths[0], "--image-ids", paths[1],
+                           "--json-out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.load(open(out))["bbox"]["AP"] == logged["bbox"]["AP"]

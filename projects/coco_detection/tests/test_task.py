@@ -186,6 +186,30 @@ def test_train_net_end_to_end_and_demo(tmp_path):
     ckpt = os.path.join(out, "checkpoints", "last.pth")
     assert os.path.isfile(ckpt)
 
+    # the evaluation wrote the standard results file; tools/eval_coco.py re-scores it exactly
+    import glob
+    import json
+    import math
+
+    from tools.eval_coco import main as eval_coco
+
+    written = glob.glob(os.path.join(out, "eval", "*", "coco_instances_results.json"))
+    assert len(written) == 1
+    folder = os.path.dirname(written[0])
+    records = json.load(open(written[0]))
+    assert records and {"image_id", "category_id", "bbox", "score", "segmentation"} <= set(
+        records[0])
+    again = str(tmp_path / "again.json")
+    assert eval_coco(["--gt", os.path.join(data, "annotations", "instances_val.json"),
+                      "--dt", written[0], "--image-ids",
+                      os.path.join(folder, "coco_evaluated_image_ids.json"),
+                      "--json-out", again]) == 0
+    rescored = json.load(open(again))
+    for t in ("bbox", "segm"):
+        for k, v in res[t].items():
+            w = rescored[t][k]
+            assert (w is None and math.isnan(v)) or w == v, (t, k, v, w)
+
     from projects.coco_detection import demo
 
     assert demo.DEMO_NAME == "coco"
