@@ -45,7 +45,10 @@ class CocoDetector(nn.Module):
     @classmethod
     def build(cls, backbone: Backbone, num_classes: int, **kwargs: Any) -> "CocoDetector":
         """``CocoDetector(build_mask_rcnn(backbone, num_classes, **kwargs))``; ``num_classes``
-        counts the background (COCO: 81)."""
+        counts the background (COCO: 81). ``roi_heads="cascade"`` builds Cascade Mask R-CNN
+        (:class:`~projects.coco_detection.modeling.CascadeRoIHeads` at ``detector.roi_heads``);
+        its training losses are ``loss_cls_stage{k}``, ``loss_box_reg_stage{k}`` (k = 0, 1, 2)
+        instead of ``loss_classifier`` / ``loss_box_reg``, its outputs the same."""
         return cls(build_mask_rcnn(backbone, num_classes, **kwargs))
 
     @property

@@ -90,6 +90,12 @@ def add_coco_config(cfg: CfgNode) -> None:
     d.SCORE_THRESH = 0.05
     d.NMS_THRESH = 0.5
     d.DETECTIONS_PER_IMAGE = 100
+    # standard: torchvision's one-stage RoIHeads (Mask R-CNN); cascade: three stages
+    # (modeling/cascade.py, detectron2 CascadeROIHeads) with class-agnostic boxes
+    d.ROI_HEADS = "standard"
+    d.CASCADE_IOUS = [0.5, 0.6, 0.7]  # foreground IoU of each stage's matcher
+    d.CASCADE_BBOX_REG_WEIGHTS = [[10.0, 10.0, 5.0, 5.0], [20.0, 20.0, 10.0, 10.0],
+                                  [30.0, 30.0, 15.0, 15.0]]
 
     c.BACKBONE_WEIGHTS = ""  # ImageNet (or any backbone) checkpoint for the MViT only
     c.WEIGHTS_FORMAT = "auto"  # how MODEL.WEIGHTS is read: auto | native | detectron2 | backbone
@@ -117,7 +123,9 @@ def detector_kwargs(cfg: CfgNode) -> Dict[str, Any]:
         box_batch_size_per_image=d.BOX_BATCH_SIZE_PER_IMAGE,
         box_positive_fraction=d.BOX_POSITIVE_FRACTION, box_score_thresh=d.SCORE_THRESH,
         box_nms_thresh=d.NMS_THRESH, box_detections_per_img=d.DETECTIONS_PER_IMAGE,
-        mask_head_norm=d.MASK_HEAD_NORM,
+        mask_head_norm=d.MASK_HEAD_NORM, roi_heads=d.ROI_HEADS,
+        cascade_ious=list(d.CASCADE_IOUS),
+        cascade_bbox_reg_weights=[tuple(w) for w in d.CASCADE_BBOX_REG_WEIGHTS],
     )
 
 

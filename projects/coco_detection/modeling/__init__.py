@@ -1,4 +1,6 @@
-"""COCO detector: mvit-tasks backbone + FPN inside torchvision's Mask R-CNN, and its weights."""
+"""COCO detector: mvit-tasks backbone + FPN inside torchvision's Mask R-CNN (or Cascade Mask
+R-CNN), and its weights."""
+from .cascade import CascadeBoxPredictor, CascadeRoIHeads
 from .components import FixedScaleRoIAlign, FixedStrideAnchorGenerator
 from .d2_weights import (
     D2LoadReport,
@@ -7,13 +9,16 @@ from .d2_weights import (
     load_backbone_init,
     load_detectron2_checkpoint,
 )
-from .detector import BOX_HEADS, build_box_head, build_mask_rcnn
+from .detector import BOX_HEADS, ROI_HEADS, build_box_head, build_mask_rcnn
 
 __all__ = [
     "BOX_HEADS",
+    "CascadeBoxPredictor",
+    "CascadeRoIHeads",
     "D2LoadReport",
     "FixedScaleRoIAlign",
     "FixedStrideAnchorGenerator",
+    "ROI_HEADS",
     "build_box_head",
     "build_mask_rcnn",
     "convert_detectron2_state_dict",

@@ -7,16 +7,18 @@ max-pooled p6, anchors 32..512 (one size per level, ratios 0.5/1/2), 1-conv RPN 
 2000/1000 per level, post-NMS 1000/1000, NMS 0.7, 256 anchors/image), RoIAlignV2 7x7 and 14x14
 with adaptive sampling, 2fc box head (1024), class-specific box regression with weights
 (10, 10, 5, 5), 512 RoIs/image at 25 % positives, 4-conv + deconv mask head, test score 0.05,
-NMS 0.5, 100 detections. The Cascade configs' heads (4conv1fc with BN, 2-conv RPN, BN mask head)
-are available through ``box_head="4conv1fc"``, ``box_head_norm``, ``rpn_conv_depth``,
-``mask_head_norm``; the cascade itself is not: torchvision's ``RoIHeads`` has one stage, and three
-stages with their own matchers, box coders and score averaging would be a re-implementation.
-Anchors and RoI pooling use detectron2's geometry (:mod:`.components`).
+NMS 0.5, 100 detections. ``roi_heads="cascade"`` swaps torchvision's one-stage ``RoIHeads`` for
+:class:`~.cascade.CascadeRoIHeads` (detectron2 ``CascadeROIHeads``: three stages at IoU
+0.5 / 0.6 / 0.7, class-agnostic boxes; see :mod:`.cascade` for its semantics and tensor names);
+the MViTv2 Cascade configs' heads are ``box_head="4conv1fc"``, ``box_head_norm="BN"``,
+``rpn_conv_depth=2``, ``mask_head_norm="BN"``. Anchors and RoI pooling use detectron2's
+geometry (:mod:`.components`).
 
 Differences from detectron2 that torchvision does not expose (not weight-related): the RPN and
-box regression losses are smooth-L1 with beta 1/9 (detectron2: L1) and are normalised
-differently; the RPN drops proposals smaller than 1e-3 px; ``masks`` are returned as
-probabilities pasted into the image (threshold at 0.5 for binary masks).
+(standard heads') box regression losses are smooth-L1 with beta 1/9 (detectron2: L1; the cascade
+heads use L1) and the RPN's is normalised differently; the RPN drops proposals smaller than
+1e-3 px; ``masks`` are returned as probabilities pasted into the image (threshold at 0.5 for
+binary masks).
 
 Model I/O (torchvision's convention): ``model(images, targets)`` in train mode, ``images`` a list
 of ``3 x H_i x W_i`` float RGB tensors in [0, 1] and ``targets`` a list of dicts with ``boxes``
@@ -27,7 +29,7 @@ background) and ``masks`` (``N x H_i x W_i`` uint8), returns a dict of scalar lo
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
@@ -43,9 +45,11 @@ from mvit_tasks.modeling.backbone.base import Backbone
 from mvit_tasks.modeling.backbone.variants import IMAGENET_MEAN, IMAGENET_STD
 from mvit_tasks.modeling.necks.fpn import FPNBackbone, get_norm_layer
 
+from .cascade import CASCADE_BBOX_REG_WEIGHTS, CASCADE_IOUS, CascadeBoxPredictor, CascadeRoIHeads
 from .components import FixedScaleRoIAlign, FixedStrideAnchorGenerator
 
 BOX_HEADS = ("2fc", "4conv1fc")
+ROI_HEADS = ("standard", "cascade")
 
 
 def build_box_head(
@@ -97,6 +101,9 @@ def build_mask_rcnn(
     mask_head_norm: str = "",
     roi_sampling_ratio: int = 0,
     roi_aligned: bool = True,
+    roi_heads: str = "standard",
+    cascade_ious: Sequence[float] = CASCADE_IOUS,
+    cascade_bbox_reg_weights: Sequence[Sequence[float]] = CASCADE_BBOX_REG_WEIGHTS,
 ) -> FasterRCNN:
     """Assemble a torchvision ``MaskRCNN`` (``FasterRCNN`` if ``mask_on=False``) around
     ``backbone`` + FPN.
@@ -121,10 +128,17 @@ def build_mask_rcnn(
         bbox_reg_weights: box-delta weights of the RoI head (the RPN uses (1, 1, 1, 1)).
         mask_head_norm: norm of the four mask-head convs.
         roi_sampling_ratio / roi_aligned: RoIAlign settings (detectron2: 0 / ``True``).
+        roi_heads: ``"standard"`` (torchvision ``RoIHeads``, class-specific boxes weighted by
+            ``bbox_reg_weights``) or ``"cascade"`` (:class:`~.cascade.CascadeRoIHeads` at
+            ``model.roi_heads``: one ``box_head`` + class-agnostic predictor per stage, matched
+            at ``cascade_ious``, deltas weighted by ``cascade_bbox_reg_weights``; the box-head
+            and sampling arguments apply to every stage, ``bbox_reg_weights`` is not used).
         Other arguments are torchvision's ``FasterRCNN`` arguments of the same name.
     """
     if num_classes < 2:
         raise ValueError(f"num_classes counts the background too; got {num_classes}")
+    if roi_heads not in ROI_HEADS:
+        raise ValueError(f"roi_heads must be one of {ROI_HEADS}, got {roi_heads!r}")
     body = FPNBackbone.build(backbone, **(fpn or {}))
     shapes = body.output_shape()
     levels = list(shapes)
@@ -140,13 +154,19 @@ def build_mask_rcnn(
     )
     rpn_head = RPNHead(channels, anchors.num_anchors_per_location()[0], conv_depth=rpn_conv_depth)
     box_pool = FixedScaleRoIAlign(roi_levels, roi_strides, 7, roi_sampling_ratio, roi_aligned)
-    box_net = build_box_head(box_head, channels, 7, box_fc_dim, box_head_norm)
-    predictor = FastRCNNPredictor(box_fc_dim, num_classes)
-    # detectron2's FastRCNNOutputLayers init
-    nn.init.normal_(predictor.cls_score.weight, std=0.01)
-    nn.init.normal_(predictor.bbox_pred.weight, std=0.001)
-    nn.init.zeros_(predictor.cls_score.bias)
-    nn.init.zeros_(predictor.bbox_pred.bias)
+    stages = len(cascade_ious) if roi_heads == "cascade" else 1
+    box_nets = [build_box_head(box_head, channels, 7, box_fc_dim, box_head_norm)
+                for _ in range(stages)]
+    if roi_heads == "cascade":
+        predictors: List[nn.Module] = [CascadeBoxPredictor(box_fc_dim, num_classes)
+                                       for _ in range(stages)]
+    else:
+        predictors = [FastRCNNPredictor(box_fc_dim, num_classes)]
+        # detectron2's FastRCNNOutputLayers init
+        nn.init.normal_(predictors[0].cls_score.weight, std=0.01)
+        nn.init.normal_(predictors[0].bbox_pred.weight, std=0.001)
+        nn.init.zeros_(predictors[0].cls_score.bias)
+        nn.init.zeros_(predictors[0].bbox_pred.bias)
 
     divisible = int(size_divisibility or body.size_divisibility)
     common = dict(
@@ -158,7 +178,7 @@ def build_mask_rcnn(
         rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
         rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, rpn_nms_thresh=rpn_nms_thresh,
         rpn_batch_size_per_image=rpn_batch_size_per_image,
-        box_roi_pool=box_pool, box_head=box_net, box_predictor=predictor,
+        box_roi_pool=box_pool, box_head=box_nets[0], box_predictor=predictors[0],
         box_score_thresh=box_score_thresh, box_nms_thresh=box_nms_thresh,
         box_detections_per_img=box_detections_per_img,
         box_batch_size_per_image=box_batch_size_per_image,
@@ -166,13 +186,24 @@ def build_mask_rcnn(
         size_divisible=divisible, _skip_resize=not resize_in_training,
     )
     if not mask_on:
-        return FasterRCNN(body, num_classes=None, **common)
-    mask_pool = FixedScaleRoIAlign(roi_levels, roi_strides, 14, roi_sampling_ratio, roi_aligned)
-    mask_head = MaskRCNNHeads(channels, [channels] * 4, 1,
-                              norm_layer=get_norm_layer(mask_head_norm))
-    mask_predictor = MaskRCNNPredictor(channels, channels, num_classes)
-    return MaskRCNN(body, num_classes=None, mask_roi_pool=mask_pool, mask_head=mask_head,
-                    mask_predictor=mask_predictor, **common)
+        model: FasterRCNN = FasterRCNN(body, num_classes=None, **common)
+    else:
+        mask_pool = FixedScaleRoIAlign(roi_levels, roi_strides, 14, roi_sampling_ratio,
+                                       roi_aligned)
+        mask_head = MaskRCNNHeads(channels, [channels] * 4, 1,
+                                  norm_layer=get_norm_layer(mask_head_norm))
+        mask_predictor = MaskRCNNPredictor(channels, channels, num_classes)
+        model = MaskRCNN(body, num_classes=None, mask_roi_pool=mask_pool, mask_head=mask_head,
+                         mask_predictor=mask_predictor, **common)
+    if roi_heads == "cascade":  # same pooler, stage-0 head and mask branch, now 3 stages
+        one = model.roi_heads
+        model.roi_heads = CascadeRoIHeads(
+            box_pool, box_nets, predictors, cascade_ious, cascade_bbox_reg_weights,
+            batch_size_per_image=box_batch_size_per_image, positive_fraction=box_positive_fraction,
+            score_thresh=box_score_thresh, nms_thresh=box_nms_thresh,
+            detections_per_img=box_detections_per_img, mask_roi_pool=one.mask_roi_pool,
+            mask_head=one.mask_head, mask_predictor=one.mask_predictor)
+    return model
 
 
-__all__ = ["build_mask_rcnn", "build_box_head", "BOX_HEADS"]
+__all__ = ["build_mask_rcnn", "build_box_head", "BOX_HEADS", "ROI_HEADS"]
