@@ -22,6 +22,7 @@ Malformed rows stop reading with :class:`ManifestError`, which names the file an
 from __future__ import annotations
 
 import csv
+import io
 import dataclasses
 import os
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -58,8 +59,7 @@ def read_class_list(path: str) -> List[str]:
     """Class names from a text file (line i = class i); blank lines are skipped at the end only."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"class list not found: '{path}'")
-    with open(path, encoding="utf-8") as f:
-        lines = [ln.rstrip("\r\n") for ln in f]
+    lines = [ln.rstrip("\r") for ln in read_text(path).split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()
     names: List[str] = []
@@ -77,9 +77,14 @@ def read_class_list(path: str) -> List[str]:
     return names
 
 
+def format_class_list(names: Sequence[str]) -> str:
+    """The text of a class list: one name per line."""
+    return "".join(f"{n}\n" for n in names)
+
+
 def write_class_list(path: str, names: Sequence[str]) -> None:
     """Write one class name per line (atomically)."""
-    atomic_write_text(path, "".join(f"{n}\n" for n in names))
+    atomic_write_text(path, format_class_list(names))
 
 
 def _parse_float(value: str, path: str, line: int, column: str) -> Optional[float]:
@@ -138,6 +143,20 @@ def read_manifest(
     return records
 
 
+def read_text(path: str, encoding: str = "utf-8") -> str:
+    """The whole text of ``path``; a byte that is not valid ``encoding`` raises
+    :class:`ManifestError` naming the line and column (``open()`` names neither)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ManifestError(path, line, f"byte 0x{data[e.start]:02x} at column {col} is not "
+                                        f"valid {encoding} text ({e.reason})") from None
+
+
 def iter_csv_rows(path: str, required: Sequence[str], expected: str, lower: bool = False,
                   encoding: str = "utf-8") -> Iterator[Tuple[int, List[str], Dict[str, int]]]:
     """``(line, fields, column index)`` for each non-blank data row of a CSV with a header.
@@ -146,7 +165,7 @@ def iter_csv_rows(path: str, required: Sequence[str], expected: str, lower: bool
     ``required`` columns (``expected`` describes the header in the message) or a row whose
     field count differs from the header's. ``lower`` lower-cases the header names.
     """
-    with open(path, newline="", encoding=encoding) as f:
+    with io.StringIO(read_text(path, encoding), newline="") as f:
         reader = csv.reader(f)
         try:
             header = [h.strip().lower() if lower else h.strip() for h in next(reader)]
@@ -191,6 +210,15 @@ def write_manifest(path: str, records: Iterable[ClipRecord], classes: Optional[S
     Labels are written as class names when ``classes`` is given, else as indices.
     """
     root = os.path.dirname(os.path.abspath(path)) if root is None else os.path.abspath(root)
+    text, n = format_manifest(records, classes, root)
+    atomic_write_text(path, text)
+    return n
+
+
+def format_manifest(records: Iterable[ClipRecord], classes: Optional[Sequence[str]],
+                    root: str) -> Tuple[str, int]:
+    """``(text, rows)`` of a manifest whose paths are relative to ``root`` when inside it."""
+    root = os.path.abspath(root)
     rows = ["path,label,video_id,start_sec,end_sec\n"]
     for r in records:
         p = os.path.abspath(r.path)
@@ -200,8 +228,7 @@ def write_manifest(path: str, records: Iterable[ClipRecord], classes: Optional[S
                   "" if r.start_sec is None else f"{r.start_sec:g}",
                   "" if r.end_sec is None else f"{r.end_sec:g}"]
         rows.append(_csv_line(fields))
-    atomic_write_text(path, "".join(rows))
-    return len(rows) - 1
+    return "".join(rows), len(rows) - 1
 
 
 def _csv_line(fields: Sequence[str]) -> str:

@@ -6,17 +6,44 @@ import tempfile
 from typing import BinaryIO, Callable
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(f)`` on a temporary file in ``path``'s folder, fsync, then rename onto
-    ``path``; on any error the temporary file is removed and ``path`` is left untouched."""
+def _default_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open(path, "w")`` gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _temp_file(path: str, write: Callable[[BinaryIO], None]) -> str:
+    """``write(f)`` into a new fsync'd temporary file next to ``path`` (mode as ``open()``
+    would give ``path``, not mkstemp's 0600); returns its name. Removed again on error."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.splitext(path)[1], dir=folder)
     try:
+        os.fchmod(fd, _default_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_temp_file(path: str, data: bytes) -> str:
+    """``data`` in a temporary file next to ``path`` (see :func:`atomic_write`); the caller
+    renames it onto ``path`` (``os.replace``) or removes it. Returns its name."""
+    return _temp_file(path, lambda f: f.write(data))
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(f)`` on a temporary file in ``path``'s folder, fsync, then rename onto
+    ``path``; on any error the temporary file is removed and ``path`` is left untouched. The
+    file gets the mode ``open()`` would give it (``0o666`` less the umask)."""
+    tmp = _temp_file(path, write)
+    try:
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -2,13 +2,17 @@
 
 Every converter returns a *summary* dict of the same shape (see :func:`new_summary`), writes
 its skipped (missing) media to ``missing_<split>.txt`` next to the manifests, and refuses to
-overwrite its own inputs.
+overwrite its own inputs. Converters write all or nothing: outputs are collected in a
+:class:`StagedOutputs` while every split is validated, then written to temporary files and
+renamed into place together, so a failed conversion leaves the old files intact.
 """
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set
+
+from mvit_tasks.data.manifest import ClipRecord, format_class_list, format_manifest
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -63,20 +67,71 @@ def index_media(root: str, extensions: Sequence[str], recursive: bool = True,
     return index
 
 
-def write_missing(out_dir: str, split: str, missing: Sequence[str]) -> Optional[str]:
-    """Write ``missing_<split>.txt`` (one item per line) and return its path.
+class StagedOutputs:
+    """Output files of one conversion, held until :meth:`commit` writes them all.
 
-    With nothing missing the file is removed if an earlier run left one, and ``None`` is
+    ``commit`` writes every file to a temporary file in its folder first (fsync'd, with the
+    usual umask-derived mode), and only when all of them are written renames them into place
+    and removes the files marked for removal; on any error the temporaries are deleted and no
+    target is touched.
+    """
+
+    def __init__(self) -> None:
+        self._files: Dict[str, str] = {}
+        self._remove: Set[str] = set()
+
+    def write(self, path: str, text: str) -> str:
+        path = os.path.abspath(path)
+        self._files[path] = text
+        self._remove.discard(path)
+        return path
+
+    def write_manifest(self, path: str, records: Iterable[ClipRecord],
+                       classes: Optional[Sequence[str]] = None) -> int:
+        """Stage a manifest (see :func:`mvit_tasks.data.manifest.write_manifest`); rows."""
+        text, n = format_manifest(records, classes, os.path.dirname(os.path.abspath(path)))
+        self.write(path, text)
+        return n
+
+    def write_class_list(self, path: str, names: Sequence[str]) -> str:
+        return self.write(path, format_class_list(names))
+
+    def remove(self, path: str) -> None:
+        path = os.path.abspath(path)
+        self._files.pop(path, None)
+        self._remove.add(path)
+
+    def commit(self) -> None:
+        from mvit_tasks.utils.fileio import write_temp_file
+
+        temps: List[str] = []
+        try:
+            for path, text in self._files.items():
+                temps.append(write_temp_file(path, text.encode("utf-8")))
+        except BaseException:
+            for t in temps:
+                if os.path.exists(t):
+                    os.unlink(t)
+            raise
+        for tmp, path in zip(temps, self._files):
+            os.replace(tmp, path)
+        for path in self._remove:
+            if os.path.isfile(path):
+                os.remove(path)
+
+
+def write_missing(stage: StagedOutputs, out_dir: str, split: str,
+                  missing: Sequence[str]) -> Optional[str]:
+    """Stage ``missing_<split>.txt`` (one item per line) and return its path.
+
+    With nothing missing, a list an earlier run left is removed on commit and ``None`` is
     returned, so a stale list never outlives a fixed dataset.
     """
     path = os.path.join(out_dir, f"missing_{split}.txt")
     if not missing:
-        if os.path.isfile(path):
-            os.remove(path)
+        stage.remove(path)
         return None
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(f"{m}\n" for m in missing)
-    return path
+    return stage.write(path, "".join(f"{m}\n" for m in missing))
 
 
 def check_not_input(outputs: Iterable[str], inputs: Iterable[Optional[str]]) -> None:

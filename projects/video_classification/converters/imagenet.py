@@ -28,11 +28,10 @@ from mvit_tasks.data.manifest import (
     ClipRecord,
     ManifestError,
     read_class_list,
-    write_class_list,
-    write_manifest,
 )
 
-from ._common import IMAGE_EXTENSIONS, check_not_input, index_media, new_summary, write_missing
+from ._common import (IMAGE_EXTENSIONS, StagedOutputs, check_not_input, index_media,
+                      new_summary, write_missing)
 
 _WNID = re.compile(r"^n\d{8}$")
 
@@ -181,6 +180,7 @@ def convert_imagenet(
         raise ValueError("no 'train' split to take the classes from: pass classes=")
     os.makedirs(out_dir, exist_ok=True)
     summary = new_summary("imagenet", out_dir)
+    stage = StagedOutputs()  # nothing is written before every split has validated
     results: Dict[str, Tuple[List[ClipRecord], Dict[str, Any]]] = {}
     for split in sorted(splits, key=lambda s: s != "train"):  # train first: it sets the classes
         split_dir = os.path.join(root, split)
@@ -191,7 +191,7 @@ def convert_imagenet(
             records, missing, info["unannotated"] = _annotated_val(split_dir, val_annotations,
                                                                    val_synsets, names)
             info["source"] = val_annotations
-            info["missing_file"] = write_missing(out_dir, split, missing)
+            info["missing_file"] = write_missing(stage, out_dir, split, missing)
             info["missing"] = len(missing)
         else:
             if split == "val" and not any(e.is_dir() for e in os.scandir(split_dir)):
@@ -202,16 +202,17 @@ def convert_imagenet(
             index = {n: i for i, n in enumerate(names)}
             records = [ClipRecord(p, index[c], os.path.splitext(os.path.basename(p))[0])
                        for p, c in items]
-            write_missing(out_dir, split, [])
+            write_missing(stage, out_dir, split, [])
         results[split] = (records, info)
     labels_file = os.path.join(out_dir, "labels.txt")
     assert names is not None  # set by 'train' or by classes= (checked above)
-    write_class_list(labels_file, names)
+    stage.write_class_list(labels_file, names)
     summary.update(labels_file=labels_file, num_classes=len(names))
     for split, (records, info) in results.items():
         manifest = os.path.join(out_dir, f"{split}.csv")
-        rows = write_manifest(manifest, records, classes=names)
+        rows = stage.write_manifest(manifest, records, classes=names)
         summary["splits"][split] = {"manifest": manifest, "rows": rows, **info}
+    stage.commit()
     return summary
 
 

@@ -21,6 +21,7 @@ whose video file was not found (skipped and counted, never dropped silently).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -30,11 +31,10 @@ from mvit_tasks.data.manifest import (
     ClipRecord,
     ManifestError,
     read_class_list,
-    write_class_list,
-    write_manifest,
 )
 
-from ._common import VIDEO_EXTENSIONS, check_not_input, index_media, new_summary, write_missing
+from ._common import (VIDEO_EXTENSIONS, StagedOutputs, check_not_input, index_media,
+                      new_summary, write_missing)
 
 DEFAULT_NAME_FORMAT = "{youtube_id}_{time_start:06d}_{time_end:06d}"
 UNTRIMMED_NAME_FORMAT = "{youtube_id}"
@@ -71,6 +71,8 @@ def _parse_time(value: str, path: str, line: int, column: str) -> Union[int, flo
         t = float(value)
     except ValueError:
         raise ManifestError(path, line, f"column {column!r}: {value!r} is not a number") from None
+    if not math.isfinite(t):
+        raise ManifestError(path, line, f"column {column!r}: {value!r} is not a finite time")
     if t < 0:
         raise ManifestError(path, line, f"column {column!r}: negative time {value!r}")
     return int(t) if t.is_integer() else t
@@ -90,6 +92,7 @@ def read_kinetics_csv(path: str, labelled: bool = True) -> List[KineticsRow]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Kinetics CSV not found: '{path}'")
     rows: List[KineticsRow] = []
+    seen: Dict[str, int] = {}
     required = ("label",) * labelled + ("youtube_id", "time_start", "time_end")
     for line, row, col in iter_csv_rows(path, required, "a Kinetics CSV header", lower=True,
                                         encoding="utf-8-sig"):
@@ -107,7 +110,12 @@ def read_kinetics_csv(path: str, labelled: bool = True) -> List[KineticsRow]:
                 raise ManifestError(path, line, "empty 'label' (only unlabelled splits, e.g. "
                                                 "test, may lack labels)")
         split = row[col["split"]].strip() if "split" in col else ""
-        rows.append(KineticsRow(yid, start, end, label, split, line))
+        rec = KineticsRow(yid, start, end, label, split, line)
+        if rec.clip_id in seen:
+            raise ManifestError(path, line, f"duplicate clip {rec.clip_id!r} (first on line "
+                                            f"{seen[rec.clip_id]})")
+        seen[rec.clip_id] = line
+        rows.append(rec)
     return rows
 
 
@@ -194,8 +202,9 @@ def convert_kinetics(
     media = index_media(video_root, VIDEO_EXTENSIONS)
     os.makedirs(out_dir, exist_ok=True)
     summary = new_summary("kinetics", out_dir)
+    stage = StagedOutputs()  # nothing is written before every split has validated
     labels_file = os.path.join(out_dir, "labels.txt")
-    write_class_list(labels_file, names)
+    stage.write_class_list(labels_file, names)
     summary.update(labels_file=labels_file, num_classes=len(names))
     for split, rows in parsed.items():
         csv_path = splits[split]
@@ -224,11 +233,27 @@ def convert_kinetics(
             records.append(ClipRecord(_pick(found, r, split), label, r.clip_id, start, end,
                                       r.line))
         manifest = os.path.join(out_dir, f"{split}.csv")
-        n = write_manifest(manifest, records, classes=names)
+        n = stage.write_manifest(manifest, records, classes=names)
         summary["splits"][split] = {
             "manifest": manifest, "source": csv_path, "rows": n, "missing": len(missing),
-            "missing_file": write_missing(out_dir, split, missing), "ambiguous": ambiguous}
+            "missing_file": write_missing(stage, out_dir, split, missing),
+            "ambiguous": ambiguous}
+    _check_across_splits(parsed, splits)
+    stage.commit()
     return summary
+
+
+def _check_across_splits(parsed: Mapping[str, List[KineticsRow]],
+                         splits: Mapping[str, str]) -> None:
+    """A clip in two splits (train and val) is an error naming both places."""
+    where: Dict[str, str] = {}
+    for split, rows in parsed.items():
+        for r in rows:
+            other = where.get(r.clip_id)
+            if other is not None:
+                raise ManifestError(splits[split], r.line, f"clip {r.clip_id!r} is also in "
+                                                           f"{other}")
+            where[r.clip_id] = f"{splits[split]}:{r.line}"
 
 
 def convert_path_label_list(
@@ -294,16 +319,18 @@ def convert_path_label_list(
             records.append(ClipRecord(full, label, rel, line=line))
     out_dir = os.path.dirname(os.path.abspath(out_file))
     summary = new_summary("path_label_list", out_dir)
-    n = write_manifest(out_file, records, classes=names)
+    stage = StagedOutputs()
+    n = stage.write_manifest(out_file, records, classes=names)
     if names is not None:
         labels_file = os.path.join(out_dir, "labels.txt")
         if not (isinstance(classes, str)
                 and os.path.realpath(classes) == os.path.realpath(labels_file)):
-            write_class_list(labels_file, names)
+            stage.write_class_list(labels_file, names)
         summary["labels_file"] = labels_file
     summary["num_classes"] = n_cls if n_cls is not None else max_label + 1
     split = os.path.splitext(os.path.basename(out_file))[0]
     summary["splits"][split] = {
         "manifest": os.path.abspath(out_file), "source": list_file, "rows": n,
-        "missing": len(missing), "missing_file": write_missing(out_dir, split, missing)}
+        "missing": len(missing), "missing_file": write_missing(stage, out_dir, split, missing)}
+    stage.commit()
     return summary

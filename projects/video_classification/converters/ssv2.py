@@ -24,9 +24,10 @@ import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from mvit_tasks.data.manifest import ClipRecord, ManifestError, write_class_list, write_manifest
+from mvit_tasks.data.manifest import ClipRecord, ManifestError
 
-from ._common import VIDEO_EXTENSIONS, check_not_input, index_media, new_summary, write_missing
+from ._common import (VIDEO_EXTENSIONS, StagedOutputs, check_not_input, index_media,
+                      new_summary, write_missing)
 
 ANNOTATION_NAMES = {
     "labels": ("labels.json", "something-something-v2-labels.json"),
@@ -192,11 +193,16 @@ def ssv2_flip_pairs(classes: Sequence[str]) -> Dict[int, int]:
     return pairs
 
 
+def format_flip_pairs(pairs: Mapping[int, int]) -> str:
+    """``{"86": 87, ...}`` (JSON keys are strings), sorted by label."""
+    return json.dumps({str(k): int(pairs[k]) for k in sorted(pairs)}, indent=1) + "\n"
+
+
 def write_flip_pairs(path: str, pairs: Mapping[int, int]) -> None:
-    """Write ``{"86": 87, ...}`` (JSON keys are strings), sorted by label."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({str(k): int(pairs[k]) for k in sorted(pairs)}, f, indent=1)
-        f.write("\n")
+    """Write :func:`format_flip_pairs` to ``path`` (atomically)."""
+    from mvit_tasks.utils.fileio import atomic_write_text
+
+    atomic_write_text(path, format_flip_pairs(pairs))
 
 
 def load_flip_pairs(path: str) -> Dict[int, int]:
@@ -310,10 +316,11 @@ def convert_ssv2(
                             recursive=False, with_dirs=media != "video")
     os.makedirs(out_dir, exist_ok=True)
     summary = new_summary("ssv2", out_dir)
+    stage = StagedOutputs()  # nothing is written before every split has validated
     labels_file = os.path.join(out_dir, "labels.txt")
-    write_class_list(labels_file, classes)
+    stage.write_class_list(labels_file, classes)
     flip_file = os.path.join(out_dir, "flip_pairs.json")
-    write_flip_pairs(flip_file, ssv2_flip_pairs(classes))
+    stage.write(flip_file, format_flip_pairs(ssv2_flip_pairs(classes)))
     summary.update(labels_file=labels_file, num_classes=len(classes), flip_pairs_file=flip_file)
     for split, rows in entries.items():
         listed = read_frame_list(frame_lists[split], frame_prefix) if split in frame_lists \
@@ -333,10 +340,11 @@ def convert_ssv2(
                 continue
             records.append(ClipRecord(os.path.abspath(path), label, vid, line=line))
         manifest = os.path.join(out_dir, f"{split}.csv")
-        n = write_manifest(manifest, records, classes=classes)
+        n = stage.write_manifest(manifest, records, classes=classes)
         names = {vid for vid, _, _ in rows}
         summary["splits"][split] = {
             "manifest": manifest, "source": splits[split], "rows": n, "missing": len(missing),
-            "missing_file": write_missing(out_dir, split, missing),
+            "missing_file": write_missing(stage, out_dir, split, missing),
             "unannotated": 0 if listed is None else len(set(listed) - names)}
+    stage.commit()
     return summary

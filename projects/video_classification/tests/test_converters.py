@@ -141,7 +141,7 @@ def test_kinetics_bad_input_names_file_and_line(tmp_path, mp4):
     with pytest.raises(ManifestError, match=r"bad3\.csv:3: empty 'label'"):
         convert_kinetics({"train": bad}, vids, str(tmp_path / "o"))
     unknown = _write(tmp_path / "val.csv", K_HEADER + "abseiling,eeeeeeeeeee,3,13,val,0\n"
-                                                      "yodelling,eeeeeeeeeee,3,13,val,0\n")
+                                                      "yodelling,eeeeeeeeeee,4,14,val,0\n")
     with pytest.raises(ManifestError, match=r"val\.csv:3: unknown label 'yodelling'"):
         convert_kinetics({"train": splits["train"], "val": unknown}, vids, str(tmp_path / "o"))
     with pytest.raises(ValueError, match="has 3 classes, expected 400"):
@@ -415,3 +415,63 @@ def test_prepare_clis(tmp_path, mp4, capsys):
     _img(tmp_path / "in" / "val" / WNIDS[0] / "b.JPEG")
     assert imagenet.main(["--root", str(tmp_path / "in"), "--out", str(tmp_path / "in")]) == 0
     assert "val: 1 rows" in capsys.readouterr().out
+
+
+# ------------------------------------------------- all or nothing, strict rows, file modes
+def _snapshot(folder) -> dict:
+    return {n: open(os.path.join(folder, n), "rb").read() for n in sorted(os.listdir(folder))}
+
+
+def test_a_failed_conversion_leaves_the_old_dataset_intact(tmp_path, mp4):
+    splits, vids = _kinetics(tmp_path, mp4)
+    out = str(tmp_path / "out")
+    convert_kinetics({"train": splits["train"], "val": splits["val"]}, vids, out)
+    before = _snapshot(out)
+    assert {"labels.txt", "train.csv", "val.csv", "missing_train.txt"} <= set(before)
+    # a new class in train, then a bad row in val: train.csv / labels.txt would change
+    train2 = _write(tmp_path / "ann2" / "train.csv", open(splits["train"]).read()
+                    + "zumba,zzzzzzzzzzz,1,11,train,0\n")
+    bad_val = _write(tmp_path / "ann2" / "validate.csv", K_HEADER
+                     + "abseiling,eeeeeeeeeee,3,13,val,0\nyodelling,qqqqqqqqqqq,1,9,val,0\n")
+    with pytest.raises(ManifestError, match=r"validate\.csv:3: unknown label 'yodelling'"):
+        convert_kinetics({"train": train2, "val": bad_val}, vids, out)
+    assert _snapshot(out) == before  # nothing rewritten, no temporary files left
+
+
+@pytest.mark.parametrize("rows,message", [
+    (["abseiling,bbbbbbbbbbb,0,10,train,0", "abseiling,bbbbbbbbbbb,0,10,train,1"],
+     r"t\.csv:3: duplicate clip 'bbbbbbbbbbb_000000_000010' \(first on line 2\)"),
+    (["abseiling,bbbbbbbbbbb,nan,10,train,0"], r"t\.csv:2: column 'time_start': 'nan' is not a "
+                                               r"finite time"),
+    (["abseiling,bbbbbbbbbbb,0,inf,train,0"], r"t\.csv:2: column 'time_end': 'inf' is not a "
+                                              r"finite time"),
+])
+def test_kinetics_rows_that_cannot_be_right_stop_with_file_and_line(tmp_path, rows, message):
+    path = _write(tmp_path / "t.csv", K_HEADER + "\n".join(rows) + "\n")
+    with pytest.raises(ManifestError, match=message):
+        read_kinetics_csv(path)
+
+
+def test_a_clip_in_two_splits_and_undecodable_bytes_are_named(tmp_path, mp4):
+    splits, vids = _kinetics(tmp_path, mp4)
+    val = _write(tmp_path / "v.csv", K_HEADER + "abseiling,bbbbbbbbbbb,0,10,val,0\n")
+    with pytest.raises(ManifestError, match=r"v\.csv:2: clip 'bbbbbbbbbbb_000000_000010' is "
+                                            r"also in .*train\.csv:3"):
+        convert_kinetics({"train": splits["train"], "val": val}, vids, str(tmp_path / "o"))
+    raw = tmp_path / "latin1.csv"
+    raw.write_bytes((K_HEADER + "abseiling,bbbbbbbbbbb,0,10,train,0\n").encode()
+                    + "caf\xe9,ccccccccccc,0,10,train,0\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match=r"latin1\.csv:3: byte 0xe9 at column 4 is not "
+                                            r"valid utf-8-sig text"):
+        read_kinetics_csv(str(raw))
+
+
+def test_written_files_get_the_usual_mode(tmp_path, mp4):
+    splits, vids = _kinetics(tmp_path, mp4)
+    old = os.umask(0o027)
+    try:
+        convert_kinetics({"train": splits["train"]}, vids, str(tmp_path / "o"))
+    finally:
+        os.umask(old)
+    for name in ("labels.txt", "train.csv", "missing_train.txt"):
+        assert os.stat(tmp_path / "o" / name).st_mode & 0o777 == 0o640, name  # as open() gives
