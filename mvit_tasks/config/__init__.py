@@ -15,6 +15,7 @@ from mvit_tasks.config.config import (
     UnsafeYAMLError,
     get_cfg,
     load_config,
+    require_list_length,
 )
 from mvit_tasks.config.defaults import arch_from_cfg, build_core_defaults, cfg_from_arch
 
@@ -30,4 +31,5 @@ __all__ = [
     "cfg_from_arch",
     "get_cfg",
     "load_config",
+    "require_list_length",
 ]

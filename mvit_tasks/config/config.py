@@ -12,6 +12,11 @@ file). Differences, all deliberate:
 * A failed merge leaves the node unchanged; merging into a frozen node raises.
 * ``int`` values are accepted for ``float`` keys (``LR: 1``); tuples are stored as lists unless
   the default is a tuple, so ``dump()`` round-trips exactly.
+* A key given twice in one YAML mapping is an error naming the key, the file and both lines
+  (yaml.safe_load keeps the last one silently).
+* Lists are checked element by element against the default's element type (numbers stay
+  numbers, strings stay strings), and keys registered with :func:`require_list_length`
+  (``DATA.MEAN``: 3 ...) must have that length.
 """
 
 from __future__ import annotations
@@ -66,13 +71,43 @@ def _describe_source(chain: Sequence[str]) -> str:
 CMDLINE = "given on the command line (opts)"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen: Dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(f"Config file '{self.name}': key {key!r} is given twice "
+                                  f"(lines {seen[key]} and {line}); YAML would silently keep "
+                                  "the last one")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+_LIST_LENGTHS: Dict[str, int] = {}
+
+
+def require_list_length(full_key: str, length: int) -> None:
+    """Values of list key ``full_key`` (e.g. ``"DATA.MEAN"``) must have ``length`` items."""
+    _LIST_LENGTHS[full_key] = length
+
+
 def read_yaml(path: str) -> Dict[str, Any]:
-    """Read one YAML mapping with ``yaml.safe_load`` (an empty file is ``{}``)."""
+    """Read one YAML mapping with ``yaml.safe_load`` semantics (an empty file is ``{}``);
+    a key given twice in a mapping is an error."""
     if path.endswith(".py"):
         raise UnsafeYAMLError(f"Config file '{path}': Python configs are not supported; use YAML")
     with open(path, "r", encoding="utf-8") as f:
         try:
-            data = yaml.safe_load(f)
+            loader = _UniqueKeyLoader(f)
+            loader.name = path
+            try:
+                data = loader.get_single_data()
+            finally:
+                loader.dispose()
         except yaml.constructor.ConstructorError as e:
             raise UnsafeYAMLError(
                 f"Config file '{path}' uses YAML tags that need an unsafe loader ({e.problem}); "
@@ -317,6 +352,8 @@ def _coerce(value: Any, original: Any, full_key: str, source: str) -> Any:
             f"({value!r}) are not allowed; use str, int, float, bool, list or null"
         )
     value = _plain(value)
+    if isinstance(value, list):
+        _check_list(value, original, full_key, source)
     if original is None or value is None:
         return value
     if type(value) is type(original):
@@ -330,6 +367,36 @@ def _coerce(value: Any, original: Any, full_key: str, source: str) -> Any:
         f"{type(original).__name__} (current value {original!r}), got "
         f"{type(value).__name__} ({value!r})"
     )
+
+
+def _kind(x: Any) -> Optional[str]:
+    if isinstance(x, bool):
+        return "bool"
+    if isinstance(x, (int, float)):
+        return "number"
+    return "str" if isinstance(x, str) else None
+
+
+def _check_list(value: List[Any], original: Any, full_key: str, source: str) -> None:
+    """Length (:func:`require_list_length`) and element kinds of a list value."""
+    want = _LIST_LENGTHS.get(full_key)
+    if want is not None and len(value) != want:
+        raise ConfigTypeError(f"Config key '{full_key}' {source}: expected a list of {want} "
+                              f"values, got {len(value)} ({value!r})")
+    if not isinstance(original, (list, tuple)) or not original:
+        return
+    kinds = {_kind(x) for x in original}
+    if len(kinds) != 1 or None in kinds:
+        return  # nested or mixed defaults: no element rule
+    kind = kinds.pop()
+    ints = kind == "number" and all(isinstance(x, int) for x in original)
+    for i, x in enumerate(value):
+        if _kind(x) != kind or (ints and not isinstance(x, int)):
+            expected = "integers" if ints else {"number": "numbers", "str": "strings",
+                                                "bool": "booleans"}[kind]
+            raise ConfigTypeError(f"Config key '{full_key}' {source}: item {i} ({x!r}) of "
+                                  f"{value!r} is not like the default {list(original)!r} "
+                                  f"({expected})")
 
 
 def get_cfg() -> CfgNode:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from mvit_tasks.config.config import CfgNode
+from mvit_tasks.config.config import CfgNode, require_list_length
 
 if TYPE_CHECKING:
     from mvit_tasks.modeling.backbone.arch import MViTArch
@@ -58,6 +58,8 @@ def build_core_defaults() -> CfgNode:
 
     _C.OUTPUT_DIR = "./output"
     _C.SEED = 0
+    for key in ("DATA.MEAN", "DATA.STD"):  # one value per RGB channel
+        require_list_length(key, 3)
     return _C
 
 
