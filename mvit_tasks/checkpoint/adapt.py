@@ -1,8 +1,11 @@
 """Fit a converted (native-layout) state dict to a target model's geometry.
 
 * ``rel_pos_{h,w,t}`` tables: linear resize to the target length (SlowFast / timm semantics).
-* ``pos_embed_spatial`` / ``pos_embed_temporal`` / joint ``pos_embed``: trilinear resize (as the
-  backbone does at run time).
+* ``pos_embed_spatial`` / ``pos_embed_temporal`` / joint ``pos_embed``: resized with the rule
+  the backbone applies at run time (``mvit_tasks/modeling/layers/pos_embed.py``): bicubic over
+  ``H x W`` for image models (detectron2's ``get_abs_pos``), trilinear for video (SlowFast). A
+  joint table with a cls row going into a model without a cls token loses that row, as
+  detectron2's ``get_abs_pos`` drops it.
 * Conv kernels with a temporal extent of 1 (image checkpoints) into video models: image ->
   video inflation by repeating over time and dividing by the new temporal extent, so a static
   clip gives the image model's response.
@@ -17,27 +20,14 @@ import math
 from typing import List, Mapping, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from .converters.base import StateDict
+from ..modeling.layers.pos_embed import resize_abs_pos
 from ..modeling.layers.rel_pos import resize_rel_pos
 
 
 class ShapeMismatchError(ValueError):
     """A checkpoint tensor cannot be fitted to the model."""
-
-
-def _resize_grid(t: torch.Tensor, src: Tuple[int, int, int], dst: Tuple[int, int, int]) -> torch.Tensor:
-    """``1 x (t*h*w) x C`` table on grid ``src`` -> grid ``dst``, trilinear (align_corners=False).
-
-    The backbone resizes its tables the same way at run time (SlowFast semantics), and because
-    trilinear interpolation is separable, resizing v1's separate spatial / temporal tables here
-    gives exactly what resizing their sum at run time gives.
-    """
-    c = t.shape[-1]
-    g = t.reshape(1, *src, c).permute(0, 4, 1, 2, 3).float()  # 1 C T H W
-    g = F.interpolate(g, size=tuple(dst), mode="trilinear", align_corners=False)
-    return g.reshape(1, c, -1).transpose(1, 2).to(t.dtype)
 
 
 def _square(n: int) -> int:
@@ -49,16 +39,18 @@ def _adapt_pos(key: str, v: torch.Tensor, target: torch.Tensor, grid: Tuple[int,
                has_cls: bool) -> torch.Tensor:
     t, h, w = grid
     if key.endswith("pos_embed_temporal"):
-        return _resize_grid(v, (v.shape[1], 1, 1), (target.shape[1], 1, 1))
+        return resize_abs_pos(v, (v.shape[1], 1, 1), (target.shape[1], 1, 1))
     if key.endswith("pos_embed_spatial"):
         s = _square(v.shape[1])
         if s < 0:
             raise ShapeMismatchError(f"{key}: cannot infer the source grid of {tuple(v.shape)}")
-        return _resize_grid(v, (1, s, s), (1, h, w))
+        return resize_abs_pos(v, (1, s, s), (1, h, w), video=t > 1)
     # joint pos_embed
     cls = v[:, :1] if has_cls else None
     body = v[:, 1:] if has_cls else v
     n = body.shape[1]
+    if not has_cls and t == 1 and _square(n) < 0 and _square(n - 1) > 0:
+        body, n = body[:, 1:], n - 1  # a pre-training cls row: dropped (detectron2 get_abs_pos)
     src = None
     for ts in (t, 1) + tuple(range(2, 65)):
         if n % ts == 0 and _square(n // ts) > 0:
@@ -66,7 +58,7 @@ def _adapt_pos(key: str, v: torch.Tensor, target: torch.Tensor, grid: Tuple[int,
             break
     if src is None:
         raise ShapeMismatchError(f"{key}: cannot infer the source grid of {tuple(v.shape)}")
-    body = _resize_grid(body, src, grid)
+    body = resize_abs_pos(body, src, grid)  # same rule as the backbone at run time
     return body if cls is None else torch.cat((cls, body), dim=1)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import nn
 
@@ -20,6 +19,7 @@ from .arch import MViTArch, stage_name
 from .base import Backbone, FeatureSpec
 from ..layers.block import MultiScaleBlock
 from ..layers.patch_embed import PatchEmbed
+from ..layers.pos_embed import resize_abs_pos
 
 
 class MViT(Backbone):
@@ -146,7 +146,9 @@ class MViT(Backbone):
 
     # ------------------------------------------------------------------------------ forward
     def _abs_pos(self, thw: Tuple[int, int, int]) -> torch.Tensor:
-        """``1 x N x C`` absolute position table for grid ``thw`` (trilinear resize if needed)."""
+        """``1 x N x C`` absolute position table for grid ``thw``, resized if needed by
+        :func:`~mvit_tasks.modeling.layers.pos_embed.resize_abs_pos` (2-D: bicubic as
+        detectron2's ``get_abs_pos``; video: trilinear as SlowFast); the cls row is kept as is."""
         t0, h0, w0 = self.patch_grid
         if self.pos_embed is not None:
             table = self.pos_embed
@@ -157,11 +159,7 @@ class MViT(Backbone):
                 self.pos_embed_temporal, h0 * w0, dim=1
             )
             cls_pos = self.pos_embed_class
-        if tuple(thw) != (t0, h0, w0):
-            c = grid.shape[-1]
-            g = grid.reshape(1, t0, h0, w0, c).permute(0, 4, 1, 2, 3)
-            g = F.interpolate(g, size=tuple(thw), mode="trilinear", align_corners=False)
-            grid = g.reshape(1, c, -1).transpose(1, 2)
+        grid = resize_abs_pos(grid, (t0, h0, w0), thw)
         return grid if cls_pos is None else torch.cat((cls_pos, grid), dim=1)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
