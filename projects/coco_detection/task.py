@@ -67,6 +67,9 @@ def add_coco_config(cfg: CfgNode) -> None:
     c.INPUT.LSJ_SCALE = [0.1, 2.0]
     c.INPUT.TEST_SHORT_SIZE = 800  # the model resizes test images (outputs: original pixels)
     c.INPUT.TEST_MAX_SIZE = 1333
+    # detectron2: its ResizeShortestEdge exactly (sizes rounded half up, PIL bilinear on uint8)
+    # | torchvision: GeneralizedRCNNTransform's resize (sizes floored, float bilinear)
+    c.INPUT.TEST_RESIZE = "detectron2"
 
     d = c.DETECTOR = CfgNode()
     d.MASK_ON = True
@@ -87,6 +90,7 @@ def add_coco_config(cfg: CfgNode) -> None:
     d.BOX_BATCH_SIZE_PER_IMAGE = 512
     d.BOX_POSITIVE_FRACTION = 0.25
     d.MASK_HEAD_NORM = ""
+    d.MASK_PASTE = "detectron2"  # test masks: detectron2 sub-pixel paste | torchvision int boxes
     d.SCORE_THRESH = 0.05
     d.NMS_THRESH = 0.5
     d.DETECTIONS_PER_IMAGE = 100
@@ -135,6 +139,7 @@ def build_detector(cfg: CfgNode) -> CocoDetector:
 
     model = CocoDetector.build(MViT(arch_from_cfg(cfg)), cfg.MODEL.NUM_CLASSES,
                                **detector_kwargs(cfg))
+    model.configure_inference(cfg.COCO.INPUT.TEST_RESIZE, cfg.COCO.DETECTOR.MASK_PASTE)
     if cfg.COCO.BACKBONE_WEIGHTS:
         from .modeling import load_backbone_init
 
@@ -249,9 +254,10 @@ class CocoTask(Task):
         cfg, i = self.cfg, self.cfg.COCO.INPUT
         json_path, root = self.split_files(split)
         mask_on = cfg.COCO.DETECTOR.MASK_ON
-        if split != "train":  # the model resizes (TEST_SHORT_SIZE); outputs in file pixels
-            return CocoDetectionDataset(json_path, root, None, train=False,
-                                        with_masks=False)
+        if split != "train":  # the model resizes (COCO.INPUT.TEST_*), outputs in file pixels;
+            # uint8 images, as detectron2 resizes uint8 pixels (PIL)
+            return CocoDetectionDataset(json_path, root, None, train=False, with_masks=False,
+                                        to_float=False)
         transforms = build_train_transforms(
             short_sizes=list(i.TRAIN_SHORT_SIZES), max_size=i.TRAIN_MAX_SIZE,
             flip_prob=i.FLIP_PROB, crop_prob=i.CROP_PROB, lsj=i.LSJ, lsj_size=i.LSJ_SIZE,

@@ -4,7 +4,9 @@ Semantics follow detectron2's augmentations as used by its MViTv2 COCO recipes
 (``projects/MViTv2/configs/common/coco_loader.py`` and ``coco_loader_lsj.py``):
 
 * ``ResizeShortestEdge``: short side drawn from a list, long side capped at ``max_size``
-  (new size ``int(side * scale + 0.5)``);
+  (sizes by ``get_output_shape``'s arithmetic, rounded by ``int(x + 0.5)``); pixels by
+  torchvision's antialiased resize, or (``backend="detectron2"``, the test default) by PIL
+  bilinear on uint8 as detectron2's ``ResizeTransform``;
 * ``RandomCropAbsolute``: DETR-style crop of a random size in an absolute range
   (detectron2 ``RandomCrop(crop_type="absolute_range")``), applied with probability 0.5 in the
   MViTv2 recipe after a short-side resize to 400/500/600;
@@ -26,6 +28,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -55,11 +58,51 @@ def _size_of(flat_inputs: List[Any]) -> Tuple[int, int]:
 
 
 def shortest_edge_size(h: int, w: int, short: int, max_size: int) -> Tuple[int, int]:
-    """(new_h, new_w) with short side ``short`` and long side <= ``max_size`` (detectron2)."""
-    scale = short / min(h, w)
-    if max(h, w) * scale > max_size:
-        scale = max_size / max(h, w)
-    return int(h * scale + 0.5), int(w * scale + 0.5)
+    """(new_h, new_w) with short side ``short`` and long side <= ``max_size``.
+
+    The arithmetic of detectron2's ``ResizeShortestEdge.get_output_shape``, step for step (the
+    short side becomes ``short`` exactly, the long one ``scale * side``; both are rescaled when
+    the long one passes ``max_size``; then rounded half up by ``int(x + 0.5)``), so the float
+    rounding and hence the sizes are detectron2's.
+    """
+    size = float(short)
+    scale = size / min(h, w)
+    new_h, new_w = (size, scale * w) if h < w else (scale * h, size)
+    if max(new_h, new_w) > max_size:
+        scale = max_size * 1.0 / max(new_h, new_w)
+        new_h, new_w = new_h * scale, new_w * scale
+    return int(new_h + 0.5), int(new_w + 0.5)
+
+
+RESIZE_BACKENDS = ("detectron2", "torchvision")
+
+
+def resize_image_detectron2(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize a ``C x H x W`` image to ``size = (h, w)`` as detectron2's ``ResizeTransform``
+    (interp BILINEAR) resizes an ``H x W x C`` array in ``apply_image``.
+
+    uint8 images go through PIL: ``Image.fromarray`` (``L`` for one channel, ``RGB`` for three)
+    then ``Image.resize((w, h), BILINEAR)`` -- PIL's antialiased, fixed-point resampling, which
+    torch does not reproduce bit for bit. Float images use ``F.interpolate(mode="bilinear",
+    align_corners=False)`` (no antialias), detectron2's path for non-uint8 arrays. Returns a
+    ``C x h x w`` tensor of the input's dtype on the input's device; the input itself when the
+    size is unchanged (both paths are the identity then).
+    """
+    h, w = int(size[0]), int(size[1])
+    if image.ndim != 3:
+        raise ValueError(f"expected a C x H x W image, got shape {tuple(image.shape)}")
+    if tuple(image.shape[-2:]) == (h, w):
+        return image
+    if image.dtype != torch.uint8:
+        return torch.nn.functional.interpolate(image[None], size=(h, w), mode="bilinear",
+                                               align_corners=False)[0]
+    from PIL import Image
+
+    array = image.detach().permute(1, 2, 0).cpu().numpy()
+    pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    out = np.array(pil.resize((w, h), Image.Resampling.BILINEAR))  # a writable copy
+    out = out[:, :, None] if out.ndim == 2 else out
+    return torch.from_numpy(out).permute(2, 0, 1).contiguous().to(image.device)
 
 
 class _RandomTransform(v2.Transform):
@@ -71,16 +114,22 @@ class _RandomTransform(v2.Transform):
 class ResizeShortestEdge(_RandomTransform):
     """Resize so the short side is one of ``short_sizes`` (uniform choice), long <= ``max_size``.
 
-    Boxes scale with the image; masks use nearest-neighbour interpolation.
+    Boxes scale with the image; masks use nearest-neighbour interpolation. ``backend`` resizes
+    the image pixels: ``"torchvision"`` (antialiased ``F.resize``) or ``"detectron2"``
+    (:func:`resize_image_detectron2`: PIL bilinear on uint8, as detectron2).
     """
 
     def __init__(self, short_sizes: Sequence[int], max_size: int = 1333,
-                 generator: Optional[torch.Generator] = None) -> None:
+                 generator: Optional[torch.Generator] = None,
+                 backend: str = "torchvision") -> None:
         super().__init__(generator)
         if not short_sizes:
             raise ValueError("short_sizes is empty")
+        if backend not in RESIZE_BACKENDS:
+            raise ValueError(f"backend must be one of {RESIZE_BACKENDS}, got {backend!r}")
         self.short_sizes = [int(s) for s in short_sizes]
         self.max_size = int(max_size)
+        self.backend = backend
 
     def make_params(self, flat_inputs: List[Any]) -> Dict[str, Any]:
         h, w = _size_of(flat_inputs)
@@ -89,6 +138,11 @@ class ResizeShortestEdge(_RandomTransform):
         return {"size": list(shortest_edge_size(h, w, self.short_sizes[i], self.max_size))}
 
     def transform(self, inpt: Any, params: Dict[str, Any]) -> Any:
+        if self.backend == "detectron2" and isinstance(inpt, torch.Tensor) and not isinstance(
+                inpt, (tv_tensors.Mask, tv_tensors.BoundingBoxes)):  # the image
+            out = resize_image_detectron2(inpt.as_subclass(torch.Tensor), params["size"])
+            return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) \
+                else out
         return F.resize(inpt, params["size"], antialias=True)
 
 
@@ -275,6 +329,12 @@ def build_train_transforms(short_sizes: Sequence[int] = MVITV2_TRAIN_SIZES,
     return v2.Compose(steps)
 
 
-def build_test_transforms(short_size: int = 800, max_size: int = 1333) -> v2.Compose:
-    """Inference resize: short side ``short_size``, long side <= ``max_size``."""
-    return v2.Compose([ResizeShortestEdge([short_size], max_size)])
+def build_test_transforms(short_size: int = 800, max_size: int = 1333,
+                          backend: str = "detectron2") -> v2.Compose:
+    """Inference resize: short side ``short_size``, long side <= ``max_size``; ``backend``
+    ``"detectron2"`` resizes as detectron2's test mapper (PIL bilinear on uint8 images).
+
+    The ``coco`` task does not use it: its model resizes test images itself (same rule, see
+    ``model.py``) and returns detections in the file's pixels.
+    """
+    return v2.Compose([ResizeShortestEdge([short_size], max_size, backend=backend)])
