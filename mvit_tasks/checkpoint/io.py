@@ -4,7 +4,8 @@
   needs arbitrary pickled objects is refused with :class:`UnsafeCheckpointError`, which says why
   and how to opt in (``MODEL.WEIGHTS_UNSAFE_PICKLE True`` / ``--unsafe-pickle``).
 * ``.pkl`` files (detectron2 model zoo: plain pickles of numpy arrays) are read by a restricted
-  unpickler that only admits numpy arrays and builtin containers.
+  unpickler that only admits numpy arrays and builtin containers; arrays become tensors of the
+  same shape (0-d ones, e.g. BatchNorm ``num_batches_tracked``, stay 0-d).
 * ``.safetensors`` files are read with ``safetensors``.
 * :func:`save_checkpoint` writes to a temporary file in the same folder and renames it, so a crash
   mid-write never leaves a truncated checkpoint behind.
@@ -113,8 +114,14 @@ def _torch_load(path: str, allow_unsafe: bool) -> Any:
 
 
 def _numpy_to_torch(obj: Any) -> Any:
+    """numpy arrays (and numeric numpy scalars) -> tensors of the same shape (0-d stays 0-d:
+    ``np.ascontiguousarray`` would make it 1-d); read-only or strided arrays are copied."""
     if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
+        if not (obj.flags.c_contiguous and obj.flags.writeable):
+            obj = np.array(obj, order="C")
+        return torch.from_numpy(obj)
+    if isinstance(obj, np.generic) and obj.dtype.kind in "biufc":
+        return torch.from_numpy(np.array(obj))
     if isinstance(obj, Mapping):
         return {k: _numpy_to_torch(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
