@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mvit_tasks.checkpoint.converters import detect_source, get_converter
+from mvit_tasks.checkpoint.converters.detectron2 import is_detectron2_detector
 from mvit_tasks.checkpoint.io import UnsafeCheckpointError, load_checkpoint_file
 from mvit_tasks.checkpoint.loader import convert_state_dict, load_weights
 from mvit_tasks.modeling.backbone.mvit import MViT
@@ -479,6 +480,15 @@ def test_detectron2_detection_and_pos_embed():
     assert torch.equal(back["backbone.bottom_up.pos_embed"][:, 1:], native["backbone.pos_embed"])
     with pytest.raises(ValueError, match="cls_token"):  # a video classifier has no d2 form
         conv.from_native(_classifier("mvitv2_s_16x4").state_dict())
+    # keys neither of the MViT nor named like detectron2's detector modules: refused by name
+    with pytest.raises(ValueError, match=r"2 keys have no detectron2 name: head\.projection"):
+        conv.from_native({**native, "head.projection.weight": torch.zeros(2, 96),
+                          "head.projection.bias": torch.zeros(2)})
+    passed = {**native, "backbone.fpn_lateral2.weight": torch.zeros(1),
+              "roi_heads.box_predictor.0.cls_score.bias": torch.zeros(1)}
+    assert set(conv.from_native(passed)) == set(back) | set(passed) - set(native)
+    assert is_detectron2_detector({**sd, "roi_heads.mask_head.predictor.weight": 0})
+    assert not is_detectron2_detector({**sd, "pixel_mean": 0})
 
 
 def test_converters_do_not_claim_each_other():
