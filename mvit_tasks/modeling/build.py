@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from typing import List, Optional, Sequence
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Union
 
 from torch import nn
 
@@ -12,6 +14,9 @@ from . import necks  # noqa: F401  (registers FPN in NECK_REGISTRY)
 from .backbone.mvit import MViT
 from .backbone.variants import get_variant, list_variants
 from .meta_arch.classifier import Classifier
+
+if TYPE_CHECKING:
+    from ..checkpoint.loader import LoadReport
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +79,11 @@ def create_model(
     Returns:
         A :class:`Classifier` (``model(x) -> B x num_classes`` logits for ``B x 3 x T x H x W``
         video or ``B x 3 x H x W`` images), or the head-less :class:`MViT` backbone for the
-        ``*_coco`` detection backbones when ``num_classes`` is not given. The model is in train
-        mode, like any new ``nn.Module``; call ``.eval()`` for inference.
+        ``*_coco`` detection backbones when ``num_classes`` is not given. A head-less backbone
+        takes the MViT of a whole detector too (detectron2 ``model_final.pkl``, the COCO task's
+        checkpoints; :func:`load_backbone_weights`), logging in one line what it left aside.
+        The model is in train mode, like any new ``nn.Module``; call ``.eval()`` for
+        inference.
     """
     from ..checkpoint.loader import load_weights
 
@@ -106,12 +114,83 @@ def create_model(
         if num_classes is not None:
             allow_missing.append("head.")
         if isinstance(model, MViT):
-            allow_unexpected.append("head.")
-            report = load_weights(_Wrap(model), weights, source, allow_missing, allow_unexpected, unsafe)
+            report = load_backbone_weights(model, weights, source, allow_missing,
+                                           allow_unexpected, unsafe)
         else:
             report = load_weights(model, weights, source, allow_missing, allow_unexpected, unsafe)
         logger.info(report.summary())
     return model
+
+
+_PATCH = "patch_embed.proj.weight"
+
+
+def _nested_prefix(sd: Mapping[str, Any]) -> str:
+    """Where a model that nests our MViT keeps it (e.g. ``detector.backbone.bottom_up.`` in the
+    COCO task's checkpoints), or ``""`` for backbones at the root / under ``backbone.`` and for
+    detectron2's ``backbone.bottom_up.`` (its converter knows that one)."""
+    found = [k[: -len(_PATCH)] for k in sd if k.endswith(_PATCH)]
+    if len(found) == 1 and found[0].endswith(".") and found[0] not in (
+            "backbone.", "backbone.bottom_up."):
+        return found[0]
+    return ""
+
+
+def _groups(keys: Sequence[str]) -> str:
+    """``"backbone.fpn_lateral* 8, roi_heads.box_head 4"``: counts by the first two name parts
+    after the parts all keys share (``detector.``), trailing level numbers as ``*``."""
+    parts = [k.split(".") for k in keys]
+    shared = 0
+    while all(len(p) > shared + 1 and p[shared] == parts[0][shared] for p in parts):
+        shared += 1
+    counts = Counter(re.sub(r"\d+$", "*", ".".join(p[: shared + 2])) for p in parts)
+    return ", ".join(f"{p} {n}" for p, n in counts.items())
+
+
+def load_backbone_weights(
+    backbone: MViT,
+    weights: Union[str, Mapping[str, Any]],
+    source: str = "auto",
+    allow_missing: Sequence[str] = (),
+    allow_unexpected: Sequence[str] = (),
+    allow_unsafe: bool = False,
+) -> "LoadReport":
+    """Load the MViT of any checkpoint into a bare ``backbone``: a classifier's, or a whole
+    detector's (detectron2 ``backbone.bottom_up.*``, or nested deeper as in the COCO task's
+    ``detector.backbone.bottom_up.*``). The backbone is loaded strictly; every other tensor (head,
+    FPN, RPN, RoI heads) is left aside, listed in ``LoadReport.unexpected`` and counted by prefix
+    in one note of the report's summary."""
+    from ..checkpoint.converters.base import strip_prefix
+    from ..checkpoint.converters.detectron2 import NATIVE_MVIT_KEY
+    from ..checkpoint.io import extract_state_dict, load_checkpoint_file
+    from ..checkpoint.loader import CheckpointMismatchError, load_weights
+
+    obj = load_checkpoint_file(weights, allow_unsafe) if isinstance(weights, str) else weights
+    sd = strip_prefix(extract_state_dict(obj), "module.")
+    nested = _nested_prefix(sd)
+    if nested:
+        sd = {"backbone." + k[len(nested):] if k.startswith(nested) else k: v
+              for k, v in sd.items()}
+        source = "native" if source in ("auto", "", None) else source
+    aside: List[str] = []
+
+    def keep(key: str) -> Optional[str]:
+        if NATIVE_MVIT_KEY.match(key):
+            return key
+        aside.append(key)
+        return None
+
+    try:
+        report = load_weights(_Wrap(backbone), {"model": sd}, source, allow_missing,
+                              allow_unexpected, rename=keep)
+    except CheckpointMismatchError as e:
+        name = weights if isinstance(weights, str) else "<state dict>"
+        raise CheckpointMismatchError(str(e).replace("'<state dict>'", f"'{name}'", 1)) from None
+    if aside:
+        report.unexpected += aside
+        report.notes.append(f"{len(aside)} tensors outside the backbone left aside "
+                            f"({_groups(aside)})")
+    return report
 
 
 class _Wrap(nn.Module):
