@@ -20,7 +20,17 @@ the weights are checked against the model ``tools/train_net.py --task ava`` buil
 
 Export: ``--to SOURCE`` writes IN (any supported layout) in SOURCE's layout, e.g. for round
 trips or to hand weights back to the original codebase (``.pkl`` OUT for detectron2 writes a
-pickle of numpy arrays like its model zoo).
+pickle of numpy arrays like its model zoo; 0-d tensors stay 0-d).
+
+Whole detectors (detectron2 ``GeneralizedRCNN`` checkpoints: Mask / Cascade Mask R-CNN) convert
+through the detector layout their project registers (``projects/coco_detection``: keys
+``detector.*``), both ways: a detectron2 ``model_final.pkl`` becomes a checkpoint that
+``--task coco`` loads with ``MODEL.WEIGHTS`` (the line printed names the ``COCO.*`` settings of
+its architecture), and ``--to detectron2`` of a COCO checkpoint names every tensor as
+detectron2 does, refusing (exit 2) any key it cannot map::
+
+    tools/convert_checkpoint.py model_final.pkl mask_rcnn_mvitv2_t.pth
+    tools/convert_checkpoint.py --to detectron2 output/checkpoints/best.pth model_final.pkl
 
 Exit status: 0 on success, 2 for bad input (unreadable or unsafe file, unknown layout,
 checkpoint that does not fit the config).
@@ -145,21 +155,61 @@ def _read(path: str, allow_unsafe: bool) -> Any:
         raise InputError(f"cannot read checkpoint '{path}': {type(e).__name__}: {e}") from None
 
 
+def _notes(notes: List[str]) -> str:
+    return "".join(f"\n  note: {n}" for n in notes)
+
+
+def _export_detector(sd: Dict[str, Any], args: argparse.Namespace) -> Optional[tuple]:
+    """``(state dict, notes, layout name)`` of a project detector checkpoint exported to
+    detectron2 by its layout, or None when IN is not one."""
+    from mvit_tasks.checkpoint.converters.detectron2 import detector_layout_of
+
+    if args.to != "detectron2" or args.source not in ("auto", "native"):
+        return None
+    layout = detector_layout_of(sd)
+    if layout is None:
+        return None
+    out, notes = layout.from_native(sd)
+    return out, notes, layout.name
+
+
 def run(args: argparse.Namespace) -> int:
     from mvit_tasks.checkpoint.converters import get_converter
-    from mvit_tasks.checkpoint.io import save_checkpoint
+    from mvit_tasks.checkpoint.converters.base import strip_prefix
+    from mvit_tasks.checkpoint.converters.detectron2 import (is_detectron2_detector,
+                                                             only_detector_layout)
+    from mvit_tasks.checkpoint.io import extract_state_dict, save_checkpoint
     from mvit_tasks.checkpoint.loader import convert_state_dict
 
     if args.to and args.source_config:
         raise InputError("--source-config describes an import; it cannot be combined with --to")
     obj = _read(args.input, args.unsafe_pickle)
-    native, src = convert_state_dict(obj, args.source)
+    sd = strip_prefix(extract_state_dict(obj), "module.")
     origin = os.path.basename(args.input)
 
     if args.to:
-        out = get_converter(args.to).from_native(native)
+        detector = _export_detector(sd, args)
+        if detector is not None:
+            out, notes, src = detector[0], detector[1], f"{detector[2]} detector"
+        else:
+            native, src = convert_state_dict(obj, args.source)
+            out, notes = get_converter(args.to).from_native(native), []
         _export(out, args.to, args.output, origin)
-        print(f"{args.input} ({src}) -> {args.output} ({args.to} layout): {len(out)} tensors")
+        print(f"{args.input} ({src}) -> {args.output} ({args.to} layout): {len(out)} tensors"
+              + _notes(notes))
+        return 0
+
+    native, src = convert_state_dict(obj, args.source)
+    if src == "detectron2" and is_detectron2_detector(sd):
+        if args.source_config:
+            raise InputError("--source-config takes SlowFast / mvit configs; a detectron2 "
+                             "detector is described by the COCO settings printed without it")
+        layout = only_detector_layout()
+        native, notes = layout.to_native(sd)
+        save_checkpoint({"model": native, "source": src, "converted_from": origin},
+                        args.output)
+        print(f"{args.input} (detectron2 detector) -> {args.output}: {len(native)} tensors as "
+              f"the {layout.name} detector ({layout.prefix}*)" + _notes(notes))
         return 0
 
     cfg_path = os.path.splitext(args.output)[0] + ".yaml"

@@ -9,8 +9,8 @@ the backbone is core ``MODEL.VARIANT`` / ``MODEL.MVIT.*`` (default ``mvitv2_t_co
 Weights: ``COCO.BACKBONE_WEIGHTS`` initialises only the MViT (ImageNet checkpoints of the mvit
 repo / SlowFast / timm / ours); ``MODEL.WEIGHTS`` (loaded after it) is read as
 ``COCO.WEIGHTS_FORMAT`` says: ``native`` (this task's checkpoints, keys ``detector.*``),
-``detectron2`` (detectron2 MViTv2 Mask R-CNN checkpoints, ``.pkl`` or ``.pth``), ``backbone``
-(like ``COCO.BACKBONE_WEIGHTS``) or ``auto`` (told apart by the key names).
+``detectron2`` (detectron2 MViTv2 Mask / Cascade Mask R-CNN checkpoints, ``.pkl`` or ``.pth``),
+``backbone`` (like ``COCO.BACKBONE_WEIGHTS``) or ``auto`` (told apart by the key names).
 """
 from __future__ import annotations
 
@@ -176,11 +176,13 @@ def load_detector_weights(model: CocoDetector, path: str, fmt: str, cfg: CfgNode
     if fmt == "auto":
         fmt = weights_format(extract_state_dict(obj))
     allow_missing = list(cfg.MODEL.WEIGHTS_ALLOW_MISSING)
+    allow_unexpected = list(cfg.MODEL.WEIGHTS_ALLOW_UNEXPECTED)
     if fmt == "native":
         report: Any = load_weights(model, obj, source="native", allow_missing=allow_missing,
-                                   allow_unexpected=list(cfg.MODEL.WEIGHTS_ALLOW_UNEXPECTED))
-    elif fmt == "detectron2":
-        report = load_detectron2_checkpoint(model.detector, obj, allow_missing=allow_missing)
+                                   allow_unexpected=allow_unexpected)
+    elif fmt == "detectron2":  # Mask R-CNN, or Cascade into COCO.DETECTOR.ROI_HEADS cascade
+        report = load_detectron2_checkpoint(model.detector, obj, allow_missing=allow_missing,
+                                            allow_unexpected=allow_unexpected)
     else:
         report = load_backbone_init(model.detector, obj, source=cfg.MODEL.WEIGHTS_SOURCE)
     logger.info("MODEL.WEIGHTS %s (%s): %s", path, fmt, report.summary())

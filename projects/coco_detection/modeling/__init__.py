@@ -2,10 +2,10 @@
 R-CNN), and its weights."""
 from .cascade import CascadeBoxPredictor, CascadeRoIHeads
 from .components import FixedScaleRoIAlign, FixedStrideAnchorGenerator
+from .d2_names import UnmappableKeysError, detectron2_to_torchvision, torchvision_to_detectron2
 from .d2_weights import (
     D2LoadReport,
     convert_detectron2_state_dict,
-    detectron2_key_map,
     load_backbone_init,
     load_detectron2_checkpoint,
 )
@@ -21,8 +21,10 @@ __all__ = [
     "ROI_HEADS",
     "build_box_head",
     "build_mask_rcnn",
+    "UnmappableKeysError",
     "convert_detectron2_state_dict",
-    "detectron2_key_map",
+    "detectron2_to_torchvision",
     "load_backbone_init",
     "load_detectron2_checkpoint",
+    "torchvision_to_detectron2",
 ]

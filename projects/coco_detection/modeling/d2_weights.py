@@ -2,55 +2,45 @@
 
 detectron2 MViTv2 checkpoints (``projects/MViTv2``; model-zoo ``.pkl`` = ``{"model": {name:
 ndarray}}``, or a ``torch.save``-d ``{"model": state_dict}``) name their tensors after
-``GeneralizedRCNN(backbone=FPN(bottom_up=MViT))`` (``detectron2/modeling/...``). Mapping of
-detectron2 keys to ours (a :func:`build_mask_rcnn` model):
+``GeneralizedRCNN(backbone=FPN(bottom_up=MViT))``. :mod:`.d2_names` maps those names to ours and
+back (Mask R-CNN and Cascade Mask R-CNN: ``roi_heads.box_head.{s}`` / ``box_predictor.{s}`` ->
+the cascade model's ``roi_heads.box_heads.{s}`` / ``box_predictors.{s}``), by name alone; here
+they are checked against a model and loaded strictly. The COCO checkpoint layout (the
+torchvision detector under ``detector.``) is registered with the core ``detectron2`` converter,
+so ``tools/convert_checkpoint.py`` converts whole detectors both ways.
 
-* ``backbone.bottom_up.*`` -> ``backbone.bottom_up.*`` (core converter ``detectron2``: 2-D
-  pooling / patch kernels made 5-D, ...).
-* ``backbone.fpn_lateral{k}[.norm].*`` / ``backbone.fpn_output{k}[.norm].*`` ->
-  ``backbone.fpn.inner_blocks.{k-2}.{0|1}.*`` / ``backbone.fpn.layer_blocks.{k-2}.{0|1}.*``.
-* ``proposal_generator.rpn_head.conv.*`` (or ``conv.conv{j}.*`` with 2 convs),
-  ``objectness_logits``, ``anchor_deltas`` -> ``rpn.head.conv.{j}.0.*``, ``cls_logits``,
-  ``bbox_pred`` (same anchor order: one size per level, ratios 0.5/1/2).
-* ``roi_heads.box_head.fc1 / fc2`` (2fc) -> ``roi_heads.box_head.fc6 / fc7``;
-  ``conv{j}[.norm] / fc1`` (4conv1fc) -> ``roi_heads.box_head.{j-1}.{0|1} / .5``.
-* ``roi_heads.box_predictor.cls_score`` -> same name, rows reordered: detectron2 puts the
-  background *last* of its K+1 rows, torchvision first.
-* ``roi_heads.box_predictor.bbox_pred``: detectron2 has 4K rows (class-specific) or 4
-  (class-agnostic); torchvision 4(K+1): four zero rows for the background (never used) are
-  prepended, or the agnostic rows are repeated for every class.
-* ``roi_heads.mask_head.mask_fcn{j}[.norm]`` -> ``roi_heads.mask_head.{j-1}.{0|1}``;
-  ``deconv`` -> ``roi_heads.mask_predictor.conv5_mask``; ``predictor`` (K maps, or 1 if
-  class-agnostic) -> ``roi_heads.mask_predictor.mask_fcn_logits`` (K+1: a zero background map
-  is prepended, or the single map repeated).
-
-Box-delta weights: detectron2's RPN uses (1, 1, 1, 1) and its Mask R-CNN box head (10, 10, 5, 5),
-as torchvision's defaults; both are checked on load. Cascade R-CNN checkpoints
-(``roi_heads.box_head.{0,1,2}``, class-agnostic, weights (10,10,5,5)x(s+1)) can only be loaded one
-stage at a time (``cascade_stage``) into a single-stage model built with the Cascade heads; that
-is not the published cascade. Not mapped (reported): ``pixel_mean`` / ``pixel_std`` (the model's
-``image_mean`` / ``image_std`` are used), anchor buffers, other cascade stages, branches the model
-lacks.
+Box-delta weights: detectron2's RPN uses (1, 1, 1, 1), its Mask R-CNN box head (10, 10, 5, 5)
+and its cascade stages (10, 10, 5, 5) x (s + 1), as torchvision's defaults and the cascade model;
+they are checked on load where the model exposes them. A Cascade checkpoint can also be loaded
+one stage at a time (``cascade_stage``) into a single-stage model built with the cascade's heads
+(not the published cascade). Not loaded (reported in :attr:`D2LoadReport.unmapped`):
+``pixel_mean`` / ``pixel_std`` (the model's ``image_mean`` / ``image_std`` are used), anchor
+buffers, the other stages with ``cascade_stage``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
-from torchvision.models.detection.faster_rcnn import TwoMLPHead
-from torchvision.ops.misc import Conv2dNormActivation
 
-from mvit_tasks.checkpoint.converters import get_converter
 from mvit_tasks.checkpoint.converters.base import StateDict, strip_prefix
+from mvit_tasks.checkpoint.converters.detectron2 import (
+    BOX_HEAD_KEY,
+    DetectorLayout,
+    register_detector_layout,
+)
 from mvit_tasks.checkpoint.io import extract_state_dict, load_checkpoint_file
 from mvit_tasks.checkpoint.loader import LoadReport, load_weights
 
-_BOTTOM_UP = "backbone.bottom_up."
+from .d2_names import detectron2_to_torchvision, torchvision_to_detectron2
+
 _CASCADE_WEIGHTS = ((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0), (30.0, 30.0, 15.0, 15.0))
-# Tensor transforms for class-dependent layers: (d2 tensor, model tensor) -> model-shaped tensor.
-_Fix = Callable[[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]
+_CLASS_LAYER = re.compile(r"\.(cls_score|bbox_pred|mask_fcn_logits)\.[a-z]+$")
+#: the COCO task's checkpoints: the torchvision detector under ``detector.`` (``CocoDetector``)
+COCO_PREFIX = "detector."
 
 
 @dataclass
@@ -59,7 +49,7 @@ class D2LoadReport:
 
     Attributes:
         load: the strict load report (model keys allowed to stay missing, adaptations).
-        unmapped: detectron2 keys with no counterpart in the model, with the reason.
+        unmapped: detectron2 keys deliberately not loaded, with the reason.
         notes: conversions applied (class reordering, background rows, ...).
     """
 
@@ -70,186 +60,99 @@ class D2LoadReport:
     def summary(self) -> str:
         s = self.load.summary()
         if self.unmapped:
-            s += f"; {len(self.unmapped)} detectron2 keys not mapped: " + ", ".join(
+            s += f"; {len(self.unmapped)} detectron2 keys not loaded: " + ", ".join(
                 f"{k} ({r})" for k, r in list(self.unmapped.items())[:6]
             ) + (" ..." if len(self.unmapped) > 6 else "")
         return s
 
 
-# ------------------------------------------------------------------------ class-dependent rows
-def _cls_score(d2: torch.Tensor, ours: torch.Tensor) -> Optional[torch.Tensor]:
-    """detectron2 rows (fg_0..fg_{K-1}, bg) -> torchvision rows (bg, fg_0..fg_{K-1})."""
-    if d2.shape != ours.shape:
-        return None
-    return torch.cat((d2[-1:], d2[:-1]))
+def _is_cascade_checkpoint(sd: Mapping[str, Any]) -> bool:
+    return any((m := BOX_HEAD_KEY.match(k)) and m.group(1) is not None for k in sd)
 
 
-def _per_class(width: int) -> _Fix:
-    """``K*width`` class-specific rows -> zero background block first; ``width`` class-agnostic
-    rows -> repeated for every class (background included)."""
-
-    def fix(d2: torch.Tensor, ours: torch.Tensor) -> Optional[torch.Tensor]:
-        classes = ours.shape[0] // width
-        if d2.shape[1:] != ours.shape[1:]:
-            return None
-        if d2.shape[0] == width:
-            return d2.repeat(classes, *([1] * (d2.ndim - 1)))
-        if d2.shape[0] == (classes - 1) * width:
-            return torch.cat((d2.new_zeros((width,) + tuple(d2.shape[1:])), d2))
-        return None
-
-    return fix
+def _is_cascade_model(model: nn.Module) -> bool:
+    return hasattr(model.roi_heads, "box_heads")
 
 
-# ---------------------------------------------------------------------------------- key map
-def _params(module: nn.Module) -> List[str]:
-    return list(module.state_dict())
+def _check_layout(sd: Mapping[str, Any], model: nn.Module, cascade_stage: Optional[int]) -> None:
+    """Cascade checkpoint <-> cascade model (or one stage into a single-stage model)."""
+    cascade, model_cascade = _is_cascade_checkpoint(sd), _is_cascade_model(model)
+    if cascade_stage is not None and (not cascade or model_cascade):
+        raise ValueError(f"cascade_stage={cascade_stage} loads one stage of a Cascade checkpoint "
+                         "into a single-stage model; " + (
+                             "the checkpoint has no cascade heads" if not cascade else
+                             "this model is a cascade: load all stages (cascade_stage=None)"))
+    if cascade and not model_cascade and cascade_stage is None:
+        raise ValueError(
+            "this is a Cascade R-CNN checkpoint (roi_heads.box_head.0/1/2): build the cascade "
+            "model (COCO.DETECTOR.ROI_HEADS cascade, BOX_HEAD 4conv1fc, BOX_HEAD_NORM BN, "
+            "RPN_CONV_DEPTH 2, MASK_HEAD_NORM BN), or pass cascade_stage=0, 1 or 2 to load one "
+            "stage into a single-stage model with those heads (not the published numbers)"
+        )
+    if model_cascade and not cascade:
+        raise ValueError("the model is a cascade but the checkpoint has a single-stage box head "
+                         "(roi_heads.box_head.fc*/conv*); build the model without the cascade")
 
 
-def _conv_block(ours: str, block: nn.Module, d2: str) -> Dict[str, str]:
-    """A torchvision ``Conv2dNormActivation`` -> a detectron2 ``Conv2d`` (+ ``.norm``)."""
-    out = {f"{ours}.0.{p}": f"{d2}.{p}" for p in _params(block[0])}
-    if len(block) > 1 and _params(block[1]):
-        out.update({f"{ours}.1.{p}": f"{d2}.norm.{p}" for p in _params(block[1])})
-    return out
-
-
-def _box_head(ours: str, head: nn.Module, d2: str) -> Dict[str, str]:
-    if isinstance(head, TwoMLPHead):
-        return {f"{ours}.{a}.{p}": f"{d2}.{b}.{p}" for a, b in (("fc6", "fc1"), ("fc7", "fc2"))
-                for p in _params(getattr(head, a))}
-    out: Dict[str, str] = {}
-    convs = fcs = 0
-    for idx, child in head.named_children():
-        if isinstance(child, Conv2dNormActivation):
-            convs += 1
-            out.update(_conv_block(f"{ours}.{idx}", child, f"{d2}.conv{convs}"))
-        elif isinstance(child, nn.Linear):
-            fcs += 1
-            out.update({f"{ours}.{idx}.{p}": f"{d2}.fc{fcs}.{p}" for p in _params(child)})
-        elif _params(child):
-            raise TypeError(f"box head layer {ours}.{idx} ({type(child).__name__}) has no "
-                            "detectron2 counterpart")
-    return out
-
-
-def detectron2_key_map(model: nn.Module, cascade_stage: Optional[int] = None) -> Dict[str, str]:
-    """Model key -> detectron2 key for the FPN, RPN and RoI heads of a ``build_mask_rcnn``
-    model (the MViT under ``backbone.bottom_up.`` is mapped by the core converter)."""
-    m: Dict[str, str] = {f"backbone.{k}": f"backbone.{v}"
-                         for k, v in model.backbone.detectron2_names().items()}
-    rpn = model.rpn.head
-    convs = list(rpn.conv)
-    for j, block in enumerate(convs):
-        d2 = "proposal_generator.rpn_head.conv" + ("" if len(convs) == 1 else f".conv{j}")
-        m.update(_conv_block(f"rpn.head.conv.{j}", block, d2))
-    for ours, d2 in (("cls_logits", "objectness_logits"), ("bbox_pred", "anchor_deltas")):
-        m.update({f"rpn.head.{ours}.{p}": f"proposal_generator.rpn_head.{d2}.{p}"
-                  for p in _params(getattr(rpn, ours))})
-    stage = "" if cascade_stage is None else f".{cascade_stage}"
-    heads = model.roi_heads
-    m.update(_box_head("roi_heads.box_head", heads.box_head, f"roi_heads.box_head{stage}"))
-    for p in ("cls_score", "bbox_pred"):
-        for t in ("weight", "bias"):
-            m[f"roi_heads.box_predictor.{p}.{t}"] = f"roi_heads.box_predictor{stage}.{p}.{t}"
-    if getattr(heads, "mask_head", None) is not None:
-        for j, block in heads.mask_head.named_children():
-            m.update(_conv_block(f"roi_heads.mask_head.{j}", block,
-                                 f"roi_heads.mask_head.mask_fcn{int(j) + 1}"))
-        for ours, d2 in (("conv5_mask", "deconv"), ("mask_fcn_logits", "predictor")):
-            for t in ("weight", "bias"):
-                m[f"roi_heads.mask_predictor.{ours}.{t}"] = f"roi_heads.mask_head.{d2}.{t}"
-    return m
-
-
-_FIXES: Dict[str, _Fix] = {
-    "roi_heads.box_predictor.cls_score.weight": _cls_score,
-    "roi_heads.box_predictor.cls_score.bias": _cls_score,
-    "roi_heads.box_predictor.bbox_pred.weight": _per_class(4),
-    "roi_heads.box_predictor.bbox_pred.bias": _per_class(4),
-    "roi_heads.mask_predictor.mask_fcn_logits.weight": _per_class(1),
-    "roi_heads.mask_predictor.mask_fcn_logits.bias": _per_class(1),
-}
+def _coder_weights(coder: Any) -> Tuple[float, ...]:
+    return tuple(float(w) for w in coder.weights)
 
 
 def _check_box_coders(model: nn.Module, cascade_stage: Optional[int]) -> None:
-    want = _CASCADE_WEIGHTS[cascade_stage] if cascade_stage is not None else _CASCADE_WEIGHTS[0]
-    have = tuple(float(w) for w in model.roi_heads.box_coder.weights)
-    if have != want:
-        raise ValueError(
-            f"the model's box-delta weights are {have} but the detectron2 head was trained with "
-            f"{want}; build the model with bbox_reg_weights={want}"
-        )
-    rpn = tuple(float(w) for w in model.rpn.box_coder.weights)
+    heads = model.roi_heads
+    coders = getattr(heads, "box_coders", None)
+    if coders is not None:  # the cascade model: one coder per stage
+        pairs = [(f"stage {s}", _coder_weights(c), w) for s, (c, w) in
+                 enumerate(zip(coders, _CASCADE_WEIGHTS))]
+    else:
+        want = _CASCADE_WEIGHTS[cascade_stage if cascade_stage is not None else 0]
+        pairs = [("box head", _coder_weights(heads.box_coder), want)]
+    for what, have, want in pairs:
+        if have != want:
+            raise ValueError(
+                f"the model's {what} box-delta weights are {have} but the detectron2 head was "
+                f"trained with {want}; build the model with bbox_reg_weights={want}"
+            )
+    rpn = _coder_weights(model.rpn.box_coder)
     if rpn != (1.0, 1.0, 1.0, 1.0):
         raise ValueError(
             f"the model's RPN box-delta weights are {rpn}; detectron2 uses (1, 1, 1, 1)"
         )
 
 
+def _num_classes(model_sd: Mapping[str, torch.Tensor]) -> Optional[int]:
+    rows = [v.shape[0] for k, v in sorted(model_sd.items()) if k.endswith("cls_score.weight")]
+    return rows[0] if rows else None
+
+
 def convert_detectron2_state_dict(
     sd: Mapping[str, torch.Tensor], model: nn.Module, cascade_stage: Optional[int] = None
 ) -> Tuple[StateDict, Dict[str, str], List[str]]:
-    """detectron2 detector state dict -> ``model``'s keys.
+    """detectron2 detector state dict -> ``model``'s keys (a ``build_mask_rcnn`` or cascade
+    model), with the class layers fitted to the model's class count.
 
     Returns:
-        (mapped state dict, unmapped detectron2 keys -> reason, notes).
+        (mapped state dict, detectron2 keys not loaded -> reason, notes). Class layers of
+        another class count are left out (a note says so; the strict load then reports them
+        missing unless allowed).
+
+    Raises:
+        ValueError: cascade / single-stage mismatch, box-delta weights that differ from the
+            checkpoint's, keys that have no counterpart (by name).
     """
-    cascade = any(k.startswith("roi_heads.box_head.0.") for k in sd)
-    if cascade and cascade_stage is None:
-        raise ValueError(
-            "this is a Cascade R-CNN checkpoint (roi_heads.box_head.0/1/2); torchvision has no "
-            "cascade. Pass cascade_stage=0, 1 or 2 to load that stage's box head into a model "
-            "built with box_head='4conv1fc', box_head_norm='BN', rpn_conv_depth=2, "
-            "mask_head_norm='BN' (single-stage inference, not the published numbers)"
-        )
-    if cascade_stage is not None and not cascade:
-        raise ValueError(
-            f"cascade_stage={cascade_stage} given but the checkpoint has no cascade heads"
-        )
+    _check_layout(sd, model, cascade_stage)
     _check_box_coders(model, cascade_stage)
-    notes: List[str] = []
-    out: StateDict = {}
-    bottom = {k: v for k, v in sd.items() if k.startswith(_BOTTOM_UP)}
-    native = get_converter("detectron2").to_native(bottom)
-    out.update({"backbone.bottom_up." + k[len("backbone."):]: v for k, v in native.items()})
-
     model_sd = model.state_dict()
-    used = set(bottom)
-    for ours, d2 in detectron2_key_map(model, cascade_stage).items():
-        if d2 not in sd:
-            if ours.endswith("num_batches_tracked"):
-                out[ours] = torch.zeros_like(model_sd[ours])  # detectron2 .pkl files omit it
+    res = detectron2_to_torchvision(sd, cascade_stage, num_classes=_num_classes(model_sd))
+    out: StateDict = {}
+    for k, v in res.state_dict.items():
+        target = model_sd.get(k)
+        if target is not None and _CLASS_LAYER.search(k) and target.shape != v.shape:
+            res.notes.append(f"{k}: {tuple(v.shape)} does not fit the model's "
+                             f"{tuple(target.shape)} (another class count?); not loaded")
             continue
-        used.add(d2)
-        value = sd[d2]
-        fix = _FIXES.get(ours)
-        if fix is not None:
-            fixed = fix(value, model_sd[ours])
-            if fixed is None:
-                notes.append(f"{d2}: {tuple(value.shape)} does not fit {ours} "
-                             f"{tuple(model_sd[ours].shape)} (another class count?); not loaded")
-                continue
-            value = fixed
-        out[ours] = value
-    if "roi_heads.box_predictor.cls_score.bias" in out:
-        notes.append("box classifier rows reordered: detectron2 background last -> first")
-    unmapped = {k: _why(k, cascade_stage) for k in sd if k not in used}
-    return out, unmapped, notes
-
-
-def _why(key: str, cascade_stage: Optional[int]) -> str:
-    if key in ("pixel_mean", "pixel_std"):
-        return "input normalisation; the model uses its image_mean / image_std"
-    if "anchor_generator" in key:
-        return "derived anchor buffer"
-    if cascade_stage is not None and key.startswith(
-        ("roi_heads.box_head.", "roi_heads.box_predictor.")
-    ):
-        return f"other cascade stage (loaded stage {cascade_stage})"
-    if key.startswith("roi_heads.mask_head."):
-        return "the model has no mask branch or another mask head"
-    return "no counterpart in the model"
+        out[k] = v
+    return out, res.dropped, res.notes
 
 
 def load_detectron2_checkpoint(
@@ -258,28 +161,86 @@ def load_detectron2_checkpoint(
     cascade_stage: Optional[int] = None,
     allow_missing: Sequence[str] = (),
     allow_unsafe: bool = False,
+    allow_unexpected: Sequence[str] = (),
 ) -> D2LoadReport:
-    """Load a detectron2 MViTv2 (Mask / Faster / one cascade stage) checkpoint into a
-    :func:`~projects.coco_detection.modeling.detector.build_mask_rcnn` model.
+    """Load a detectron2 MViTv2 checkpoint (Mask / Faster R-CNN, Cascade Mask R-CNN, or one
+    cascade stage) strictly into a ``build_mask_rcnn`` or cascade model.
 
     Args:
         checkpoint: path (``.pkl`` model-zoo pickle or ``.pth``) or an already-read object.
-        cascade_stage: for Cascade checkpoints, the stage whose box head to load.
-        allow_missing: model-key prefixes / globs that may stay at their init (e.g.
-            ``["roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits."]`` for
-            another class count).
+        cascade_stage: for Cascade checkpoints into a single-stage model, the stage to load.
+        allow_missing / allow_unexpected: model-key prefixes / globs that may stay at their
+            init / be left out (e.g. ``["roi_heads.box_predictor.",
+            "roi_heads.mask_predictor.mask_fcn_logits."]`` for another class count).
 
     Raises:
-        CheckpointMismatchError: model keys missing from the checkpoint (not allowed) or
-            checkpoint backbone keys the model lacks.
+        CheckpointMismatchError: model keys missing from the checkpoint or checkpoint keys the
+            model lacks (not allowed).
     """
     obj = checkpoint
     if isinstance(checkpoint, str):
         obj = load_checkpoint_file(checkpoint, allow_unsafe)
     sd = strip_prefix(extract_state_dict(obj), "module.")
     mapped, unmapped, notes = convert_detectron2_state_dict(sd, model, cascade_stage)
-    report = load_weights(model, mapped, source="native", allow_missing=allow_missing)
+    report = load_weights(model, {"model": mapped}, source="native",
+                          allow_missing=allow_missing, allow_unexpected=allow_unexpected)
     return D2LoadReport(report, unmapped, notes)
+
+
+# ------------------------------------------------------------ COCO checkpoint layout (tools)
+def _norm_of(sd: Mapping[str, torch.Tensor], pattern: str) -> str:
+    """``COCO.DETECTOR.*_NORM`` of the layers whose keys match ``pattern`` + ``.norm.``."""
+    keys = [k for k in sd if re.match(pattern + r".*\.norm\.", k)]
+    if not keys:
+        return "''"
+    return "BN" if any(k.endswith("running_mean") for k in keys) else "GN|LN"
+
+
+def coco_settings(sd: Mapping[str, torch.Tensor]) -> str:
+    """The ``KEY VALUE`` settings of ``--task coco`` whose model has the architecture of a
+    detectron2 detector state dict (norms without running statistics are GN or LN: ``GN|LN``)."""
+    cls = sorted(k for k in sd if k.endswith("cls_score.weight"))
+    fcs = sorted(k for k in sd if re.match(r"^roi_heads\.box_head\.(\d+\.)?fc\d+\.weight$", k))
+    convs = {m.group(3) for k in sd if (m := BOX_HEAD_KEY.match(k)) and m.group(2) == "conv"}
+    rpn = {k.rsplit(".", 1)[0] for k in sd if k.startswith("proposal_generator.rpn_head.conv")}
+    box_head = {(0, 2): "2fc", (4, 1): "4conv1fc"}.get(
+        (len(convs), len({k.split("fc")[-1] for k in fcs})), "unsupported")
+    norms = {n: _norm_of(sd, p) for n, p in (("BOX_HEAD", r"^roi_heads\.box_head\."),
+                                             ("FPN", r"^backbone\.fpn_"),
+                                             ("MASK_HEAD", r"^roi_heads\.mask_head\."))}
+    out = [f"MODEL.NUM_CLASSES {sd[cls[0]].shape[0]}" if cls else "",
+           f"COCO.DETECTOR.ROI_HEADS {'cascade' if _is_cascade_checkpoint(sd) else 'standard'}",
+           f"COCO.DETECTOR.BOX_HEAD {box_head}",
+           f"COCO.DETECTOR.BOX_HEAD_NORM {norms['BOX_HEAD']}",
+           f"COCO.DETECTOR.BOX_FC_DIM {sd[fcs[0]].shape[0]}" if fcs else "",
+           f"COCO.DETECTOR.RPN_CONV_DEPTH {len(rpn)}",
+           f"COCO.DETECTOR.FPN_NORM {norms['FPN']}",
+           f"COCO.DETECTOR.MASK_ON {any(k.startswith('roi_heads.mask_head.') for k in sd)}",
+           f"COCO.DETECTOR.MASK_HEAD_NORM {norms['MASK_HEAD']}"]
+    fpn = [v for k, v in sorted(sd.items()) if re.match(r"^backbone\.fpn_output\d+\.weight$", k)]
+    if fpn:
+        out.insert(1, f"COCO.DETECTOR.FPN_CHANNELS {fpn[0].shape[0]}")
+    return " ".join(o for o in out if o)
+
+
+def _coco_from_detectron2(sd: Mapping[str, torch.Tensor]) -> Tuple[StateDict, List[str]]:
+    res = detectron2_to_torchvision(sd)
+    notes = res.notes + [f"{k} not converted ({r})" for k, r in res.dropped.items()]
+    notes.append("the architecture of these weights, for --task coco: " + coco_settings(sd))
+    return {COCO_PREFIX + k: v for k, v in res.state_dict.items()}, notes
+
+
+def _coco_to_detectron2(sd: Mapping[str, torch.Tensor]) -> Tuple[StateDict, List[str]]:
+    outside = [k for k in sd if not k.startswith(COCO_PREFIX)]
+    if outside:
+        raise ValueError(f"{len(outside)} keys outside the detector ({COCO_PREFIX}*) have no "
+                         f"detectron2 name: {', '.join(outside[:12])}")
+    res = torchvision_to_detectron2({k[len(COCO_PREFIX):]: v for k, v in sd.items()})
+    return res.state_dict, res.notes
+
+
+COCO_LAYOUT = register_detector_layout(
+    DetectorLayout("coco", COCO_PREFIX, _coco_from_detectron2, _coco_to_detectron2))
 
 
 def load_backbone_init(
@@ -318,9 +279,11 @@ def load_backbone_init(
 
 
 __all__ = [
+    "COCO_LAYOUT",
+    "COCO_PREFIX",
     "D2LoadReport",
+    "coco_settings",
     "convert_detectron2_state_dict",
-    "detectron2_key_map",
     "load_backbone_init",
     "load_detectron2_checkpoint",
 ]
