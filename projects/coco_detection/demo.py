@@ -106,7 +106,8 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError(f"cannot read image {path}")
         rgb = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)
         with torch.no_grad():
-            det = model({"images": [rgb.float().div(255).to(device)]})[0]
+            # uint8 in: the model resizes it as detectron2's DefaultPredictor (PIL bilinear)
+            det = model({"images": [rgb.to(device)]})[0]
         det = {k: v.cpu() for k, v in det.items()}
         out_path = args.output if single else os.path.join(
             args.output, os.path.splitext(os.path.basename(path))[0] + ".png")
