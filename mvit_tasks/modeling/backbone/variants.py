@@ -242,6 +242,14 @@ register_variant(ModelVariant(
 ))
 
 _D2 = "facebookresearch/detectron2 projects/MViTv2"
+_COCO_RECIPES = {  # the project's recipes for each backbone (published numbers in each file)
+    "mvitv2_t_coco": "{mask_rcnn,cascade_mask_rcnn}_mvitv2_t_3x.yaml",
+    "mvitv2_s_coco": "{mask_rcnn,cascade_mask_rcnn}_mvitv2_s_3x.yaml",
+    "mvitv2_b_coco": "{mask_rcnn,cascade_mask_rcnn}_mvitv2_b_3x.yaml, "
+                     "cascade_mask_rcnn_mvitv2_b_in21k_3x.yaml",
+    "mvitv2_l_coco": "cascade_mask_rcnn_mvitv2_l_in21k_lsj_50ep.yaml",
+    "mvitv2_h_coco": "cascade_mask_rcnn_mvitv2_h_in21k_lsj_3x.yaml",
+}
 _COCO = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, dataset="COCO 2017 (Mask R-CNN / Cascade)",
              crop_size=1024, head_dropout=0.0)
 for _name, _depth, _last, _kw, _m, _p, _dp in (
@@ -256,5 +264,7 @@ for _name, _depth, _last, _kw, _m, _p, _dp in (
 ):
     register_variant(ModelVariant(
         _name, v2_coco(_depth, _last, **_kw).replace(drop_path_rate=_dp), 0,
-        metrics=dict(_m, detector_params_m=_p), checkpoint="detectron2 model zoo (backbone.bottom_up.*)", source=_D2, **_COCO,
+        metrics=dict(_m, detector_params_m=_p),
+        checkpoint="detectron2 model zoo (backbone.bottom_up.*)",
+        source=f"{_D2}; ours: projects/coco_detection/configs/{_COCO_RECIPES[_name]}", **_COCO,
     ))
