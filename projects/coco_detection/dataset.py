@@ -7,10 +7,11 @@ training targets (they are ignored, not negatives) and images left without annot
 filtered by default (``filter_empty``).
 
 Bad records follow :mod:`projects.coco_detection.converters.coco_json` (structural errors raise;
-degenerate boxes, invalid polygons and missing image files are dropped and listed in
-``dataset.dropped``). An image that cannot be decoded at load time, or whose size differs from
-its json entry, yields the skip marker ``{"skipped": (path, reason)}`` instead of a sample;
-:func:`collate_detection` removes those and lists them in the batch for the engine to count.
+degenerate boxes and invalid polygons are dropped and listed in ``dataset.dropped``). An image
+whose file is missing on disk, cannot be decoded, or whose size differs from its json entry
+yields the skip marker ``{"skipped": (path, reason)}`` instead of a sample;
+:func:`collate_detection` removes those and lists them in the batch for the engine to count
+(``final_report.json``, ``TRAIN.MAX_FAILED_FRACTION``), as unreadable videos are.
 """
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ class CocoDetectionDataset(torch.utils.data.Dataset):
                  transforms: Optional[Callable[..., Any]] = None, train: bool = True,
                  filter_empty: Optional[bool] = None, with_masks: bool = True,
                  to_float: bool = True) -> None:
-        self.coco: CocoInstances = load_coco_json(json_path, image_root, drop_invalid=True)
+        # files are looked up when read: a missing one is skipped and counted by the engine
+        self.coco: CocoInstances = load_coco_json(json_path, None, drop_invalid=True)
         self.image_root = image_root
         self.transforms = transforms
         self.train = train
@@ -143,6 +145,8 @@ class CocoDetectionDataset(torch.utils.data.Dataset):
         image_id = self.image_ids[index]
         rec = self.coco.images[image_id]
         path = os.path.join(self.image_root, rec["file_name"])
+        if not os.path.isfile(path):
+            return {"skipped": (path, f"image {image_id}: file missing on disk")}
         try:
             image = decode_image(read_file(path), mode=ImageReadMode.RGB)
         except (RuntimeError, OSError, ValueError) as e:

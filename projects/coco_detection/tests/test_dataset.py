@@ -3,6 +3,7 @@ markers, and boxes / masks / pixels kept in sync by resize, flip, crop and LSJ."
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -70,8 +71,11 @@ def coco(tmp_path):
 
 def test_train_targets_exclude_crowd_and_empty_images(coco):
     ds = CocoDetectionDataset(*coco, train=True)
-    assert ds.image_ids == [1, 3] and ds.num_filtered_empty == 1
-    assert [(d.id, "4.png" in d.reason) for d in ds.dropped] == [(4, True)]
+    # image 4's file is missing: kept, so reading it gives a skip marker the engine counts
+    assert ds.image_ids == [1, 3, 4] and ds.num_filtered_empty == 1 and ds.dropped == []
+    gone = ds[2]
+    assert is_skipped(gone) and gone["skipped"][0].endswith("4.png")
+    assert gone["skipped"][1] == "image 4: file missing on disk"
     image, t = ds[0]
     assert image.dtype == torch.float32 and image.shape == (3, H, W)
     assert float(image[0, 30, 20]) == 1.0 and float(image[0, 60, 130]) == 0.0
@@ -89,7 +93,7 @@ def test_train_targets_exclude_crowd_and_empty_images(coco):
 
 def test_test_mode_keeps_crowd_and_empty_images(coco):
     ds = CocoDetectionDataset(*coco, train=False, to_float=False)
-    assert ds.image_ids == [1, 2, 3] and ds.num_filtered_empty == 0
+    assert ds.image_ids == [1, 2, 3, 4] and ds.num_filtered_empty == 0
     image, t = ds[0]
     assert image.dtype == torch.uint8
     assert t["iscrowd"].tolist() == [0, 0, 1] and t["masks"].shape == (3, H, W)
@@ -167,14 +171,14 @@ def test_test_transforms_and_mask_requirement(coco, tmp_path):
     p.write_text(json.dumps(data))
     with pytest.raises(ValueError, match=r"annotation\(s\) \[2\] have no segmentation"):
         CocoDetectionDataset(str(p), coco[1])
-    assert len(CocoDetectionDataset(str(p), coco[1], with_masks=False)) == 2
+    assert len(CocoDetectionDataset(str(p), coco[1], with_masks=False)) == 3
 
 
 def test_collated_batch_through_evaluator_rescales_to_original_frame(coco):
     ds = CocoDetectionDataset(*coco, transforms=build_test_transforms(50, 1333), train=False)
     batch = collate_detection([ds[i] for i in range(len(ds))])
-    assert batch["num_samples"] == 2 and [p.endswith("3.png") for p, _ in batch["skipped"]] == [
-        True]
+    assert batch["num_samples"] == 2
+    assert [os.path.basename(p) for p, _ in batch["skipped"]] == ["3.png", "4.png"]
     assert [tuple(im.shape) for im in batch["images"]] == [(3, 50, 100), (3, 50, 100)]
     outputs = []  # a perfect "model": its outputs are the non-crowd targets, in the 50x100 frame
     for t in batch["targets"]:
