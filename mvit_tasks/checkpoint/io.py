@@ -13,15 +13,18 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pickle
 import re
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import torch
 
 from mvit_tasks.utils.fileio import atomic_write
+
+logger = logging.getLogger(__name__)
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -84,6 +87,7 @@ def load_checkpoint_file(path: str, allow_unsafe: bool = False) -> Any:
         except pickle.UnpicklingError as e:
             if not allow_unsafe:
                 raise UnsafeCheckpointError(_unsafe_message(path, str(e))) from None
+            logger.warning("loading '%s' with the full unpickler (explicit opt-in): %s", path, e)
             obj = pickle.loads(data, encoding="latin1")  # noqa: S301 (explicit opt-in)
         except Exception as e:  # not a pickle at all: maybe a torch file named .pkl
             try:
@@ -94,23 +98,57 @@ def load_checkpoint_file(path: str, allow_unsafe: bool = False) -> Any:
     return _torch_load(path, allow_unsafe)
 
 
-_GLOBAL_RE = re.compile(r"(GLOBAL \S+ was not an allowed global[^\n.]*|Unsupported global: [^\n]*|"
-                        r"Unsupported class [^\n]*)")
+# torch's weights_only refusals, across versions: the object they name is group 1 or 2
+_GLOBAL_RE = re.compile(r"(?:GLOBAL (\S+) was not an allowed global|Unsupported global: "
+                        r"(?:GLOBAL )?(\S+)|unsupported GLOBAL (\S+)|Unsupported class (\S+))",
+                        re.IGNORECASE)
+
+
+def _named_global(message: str) -> Optional[str]:
+    """The ``module.name`` a weights-only refusal names, or None (not such a refusal)."""
+    found = _GLOBAL_RE.search(message)
+    if found is None:
+        return None
+    return next(g for g in found.groups() if g).rstrip(".,:;")
+
+
+def diagnose_file(path: str) -> str:
+    """A plain reason why ``path`` is not a readable torch checkpoint (size and magic bytes)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return "empty file (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(max(0, size - 65558))  # the zip end record sits in the last 64 KiB + 22 bytes
+        tail = f.read()
+    if head == b"PK\x03\x04":
+        if b"PK\x05\x06" not in tail:
+            return (f"truncated at byte {size}: a torch zip checkpoint without its end record "
+                    "(an interrupted write or copy)")
+        return "a damaged torch zip checkpoint"
+    if head[:1] == b"\x80":
+        return f"a pickle that cannot be read to the end ({size} bytes; truncated or damaged)"
+    return f"not a torch or pickle file (starts with bytes {head!r})"
 
 
 def _torch_load(path: str, allow_unsafe: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = _GLOBAL_RE.search(str(e))
-        if found is None:  # corrupt or not a checkpoint at all (e.g. "Unsupported operand")
-            raise CheckpointFormatError(f"cannot read checkpoint '{path}': not a valid torch file "
-                                        "(corrupt, truncated, or another format)") from None
+        name = _named_global(str(e))
+        if name is None:  # corrupt or not a checkpoint at all (e.g. "Unsupported operand")
+            raise CheckpointFormatError(f"cannot read checkpoint '{path}': "
+                                        f"{diagnose_file(path)}") from None
         if not allow_unsafe:
-            raise UnsafeCheckpointError(_unsafe_message(path, found.group(1))) from None
+            raise UnsafeCheckpointError(_unsafe_message(path, f"it names {name}")) from None
+        logger.warning("loading '%s' with the full unpickler (explicit opt-in): it names %s, "
+                       "which runs code from the file", path, name)
         return torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 (opt-in)
-    except (RuntimeError, EOFError, ValueError, IndexError, KeyError, TypeError) as e:
-        raise CheckpointFormatError(f"cannot read checkpoint '{path}': {e}") from None
+    except (RuntimeError, EOFError, ValueError, IndexError, KeyError, TypeError, OSError) as e:
+        reason = diagnose_file(path)
+        if reason.startswith("a damaged") and str(e):
+            reason += f" ({str(e).splitlines()[0][:200]})"
+        raise CheckpointFormatError(f"cannot read checkpoint '{path}': {reason}") from None
 
 
 def _numpy_to_torch(obj: Any) -> Any:
