@@ -53,6 +53,15 @@ class LoadReport:
         return s
 
 
+    def log(self, path: str, log: Optional[logging.Logger] = None) -> None:
+        """One line for the load of ``path``: INFO when every tensor loaded as it was, WARNING
+        when tables were resized, tensors re-initialised (allowed-missing) or left out."""
+        log = log or logger
+        changed = bool(self.notes or self.missing or self.dropped or self.unexpected)
+        log.log(logging.WARNING if changed else logging.INFO, "weights %s: %s", path,
+                self.summary())
+
+
 def _short(keys: Sequence[str], n: int = 6) -> str:
     return ", ".join(keys[:n]) + (f" ... (+{len(keys) - n})" if len(keys) > n else "")
 

@@ -78,11 +78,15 @@ def _same_kind(value: Any, ref: Any) -> bool:
     return type(value) is type(ref)
 
 
-def arch_from_cfg(cfg: CfgNode) -> "MViTArch":
+def arch_from_cfg(cfg: CfgNode, input_from_data: bool = False) -> "MViTArch":
     """``MViTArch`` of ``MODEL.VARIANT`` (or the defaults) with every non-None ``MODEL.MVIT.*``.
 
-    Note: ``DATA.*`` is not consulted; set ``MODEL.MVIT.NUM_FRAMES`` / ``SPATIAL_SIZE`` to size
-    the position tables for other inputs.
+    With ``input_from_data`` (the clip / image tasks, as SlowFast sizes its position tables from
+    ``DATA.*``), the input geometry has one source: ``DATA.NUM_FRAMES`` (video models) and
+    ``DATA.TRAIN_CROP_SIZE`` give ``num_frames`` / ``spatial_size`` when ``MODEL.MVIT.NUM_FRAMES``
+    / ``SPATIAL_SIZE`` are not set, and a set value that differs is an error naming both keys
+    (it would otherwise interpolate the position tables at every forward, silently). Without it
+    (detection: its image sizes are not ``DATA.*``), ``DATA.*`` is not consulted.
     """
     from mvit_tasks.modeling.backbone.arch import MViTArch
 
@@ -107,6 +111,8 @@ def arch_from_cfg(cfg: CfgNode) -> "MViTArch":
                 f"{current!r}, got {value!r}"
             )
         overrides[key.lower()] = _tuples(value)
+    if input_from_data:
+        overrides.update(_input_geometry(cfg, base, overrides))
     try:
         return dataclasses.replace(base, **overrides)
     except (TypeError, ValueError) as e:
@@ -128,3 +134,28 @@ def cfg_from_arch(
         ref = relative_to.to_dict()
         values = {k: v for k, v in values.items() if v != ref[k]}
     return {"MODEL": {"MVIT": {k.upper(): v for k, v in values.items()}}}
+
+
+def _input_geometry(cfg: CfgNode, base: "MViTArch", overrides: Dict[str, Any]) -> Dict[str, Any]:
+    """``num_frames`` / ``spatial_size`` from ``DATA.*`` (see :func:`arch_from_cfg`)."""
+    video = overrides.get("video", base.video)
+    crop = int(cfg.DATA.TRAIN_CROP_SIZE)
+    wanted: Dict[str, Any] = {"spatial_size": (crop, crop)}
+    sources = {"spatial_size": ("MODEL.MVIT.SPATIAL_SIZE", "DATA.TRAIN_CROP_SIZE", crop)}
+    if video:
+        wanted["num_frames"] = int(cfg.DATA.NUM_FRAMES)
+        sources["num_frames"] = ("MODEL.MVIT.NUM_FRAMES", "DATA.NUM_FRAMES",
+                                 int(cfg.DATA.NUM_FRAMES))
+    out: Dict[str, Any] = {}
+    for field, value in wanted.items():
+        if field in overrides:
+            if _tuples(overrides[field]) != value:
+                model_key, data_key, data_value = sources[field]
+                raise ValueError(
+                    f"{model_key}={list(_tuples(overrides[field])) if field == 'spatial_size' else overrides[field]!r} "
+                    f"and {data_key}={data_value!r} describe the same input differently; set "
+                    f"one of them (the model's position tables are sized from {data_key} when "
+                    f"{model_key} is not set)")
+            continue
+        out[field] = value
+    return out

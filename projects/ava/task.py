@@ -121,7 +121,7 @@ class AvaTask(Task):
 
         cfg, a = self.cfg, self.cfg.AVA
         model = AvaDetector.from_arch(
-            arch_from_cfg(cfg), cfg.MODEL.NUM_CLASSES, resolution=a.ROI_RESOLUTION,
+            arch_from_cfg(cfg, input_from_data=True), cfg.MODEL.NUM_CLASSES, resolution=a.ROI_RESOLUTION,
             spatial_scale=a.ROI_SPATIAL_SCALE or None, sampling_ratio=a.ROI_SAMPLING_RATIO,
             aligned=a.ROI_ALIGNED, spatial_pool=a.SPATIAL_POOL,
             dropout=cfg.MODEL.HEAD.DROPOUT_RATE)
@@ -132,7 +132,7 @@ class AvaTask(Task):
                                   allow_missing=list(cfg.MODEL.WEIGHTS_ALLOW_MISSING),
                                   allow_unexpected=list(cfg.MODEL.WEIGHTS_ALLOW_UNEXPECTED),
                                   allow_unsafe=cfg.MODEL.WEIGHTS_UNSAFE_PICKLE)
-            logger.info("loaded %s: %s", cfg.MODEL.WEIGHTS, report.summary())
+            report.log(cfg.MODEL.WEIGHTS, logger)
         return model
 
     # ------------------------------------------------------------------------------- data

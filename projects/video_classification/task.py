@@ -64,7 +64,7 @@ class ClassificationTask(Task):
     # ------------------------------------------------------------------------------ model
     def build_model(self) -> ClipClassifier:
         cfg = self.cfg
-        arch = arch_from_cfg(cfg)
+        arch = arch_from_cfg(cfg, input_from_data=True)
         pool = cfg.MODEL.HEAD.POOL
         if pool == "auto":
             pool = "cls" if arch.cls_embed else "mean"
@@ -77,7 +77,7 @@ class ClassificationTask(Task):
             load_weights(model, cfg.MODEL.WEIGHTS, source=cfg.MODEL.WEIGHTS_SOURCE,
                          allow_missing=list(cfg.MODEL.WEIGHTS_ALLOW_MISSING),
                          allow_unexpected=list(cfg.MODEL.WEIGHTS_ALLOW_UNEXPECTED),
-                         allow_unsafe=cfg.MODEL.WEIGHTS_UNSAFE_PICKLE)
+                         allow_unsafe=cfg.MODEL.WEIGHTS_UNSAFE_PICKLE).log(cfg.MODEL.WEIGHTS)
         return model
 
     # ------------------------------------------------------------------------------- data

@@ -219,7 +219,8 @@ def _demo(tmp_path, video: str, stamps: Sequence[int]) -> str:
     tiny = ["MODEL.MVIT.NUM_FRAMES", "4", "MODEL.MVIT.SPATIAL_SIZE", "[32, 32]",
             "MODEL.MVIT.DEPTH", "2", "MODEL.MVIT.EMBED_DIM", "16", "MODEL.MVIT.DIM_MUL",
             "[[1, 2.0]]", "MODEL.MVIT.HEAD_MUL", "[[1, 2.0]]", "MODEL.MVIT.POOL_Q_STRIDE",
-            "[[1, 1, 2, 2]]", "DATA.NUM_FRAMES", "4", "AVA.TEST_SHORT_SIDE", "32"]
+            "[[1, 1, 2, 2]]", "DATA.NUM_FRAMES", "4", "DATA.TRAIN_CROP_SIZE", "32",
+            "AVA.TEST_SHORT_SIDE", "32"]
     assert main(["--config-file", CONFIG, "--video", video, "--boxes", str(boxes),
                  "--video-id", "v", "--labelmap", str(labelmap), "--output", out,
                  "--thresh", "2", "AVA.DEMO_DATA", "False", "AVA.FPS", str(GRID),
