@@ -2,7 +2,6 @@
 learning + outputs, exact resume, 2-process Gloo equivalence, skipped-sample accounting."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,37 +13,8 @@ import torch
 from mvit_tasks.checkpoint.io import load_checkpoint_file
 from mvit_tasks.engine.trainer import TooManyFailuresError
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-TOOL = os.path.join(ROOT, "tools", "train_net.py")
-TASK = "toy_task:ToyTask"
-
-
-def _train_net():
-    spec = importlib.util.spec_from_file_location("train_net_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture()
-def run(monkeypatch):
-    """In-process ``train_net.main(argv)`` with the toy task importable."""
-    monkeypatch.syspath_prepend(HERE)
-    tool = _train_net()
-
-    def _run(out, *opts, flags=()):
-        argv = ["--task", TASK, *flags, "OUTPUT_DIR", str(out), "DATA_LOADER.NUM_WORKERS", "0",
-                "TRAIN.BATCH_SIZE", "8", "TEST.BATCH_SIZE", "4", "SOLVER.BASE_LR", "0.01",
-                "SOLVER.MAX_EPOCH", "4", "SOLVER.WARMUP_EPOCHS", "0.5", "LOG_PERIOD", "2", *opts]
-        return tool.main(argv)
-
-    return _run
-
-
-def _records(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f]
+from engine_testing import HERE, ROOT, TASK, TOOL
+from engine_testing import read_records as _records
 
 
 def test_training_learns_and_writes_every_output(run, tmp_path):
