@@ -1,6 +1,6 @@
 """Helpers shared by the engine tests (importable: tests/engine/conftest.py puts this folder on
-``sys.path``): paths of the toy task and of tools/train_net.py, metrics records and the
-comparison of two run folders."""
+``sys.path``): paths of the toy task and of tools/train_net.py, metrics records, the
+comparison of two run folders, and a tiny regression loop for direct TrainLoop / hook tests."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,8 +9,11 @@ import os
 from typing import Any, Dict, List
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from mvit_tasks.checkpoint.io import load_checkpoint_file
+from mvit_tasks.engine.train_loop import TrainLoop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -64,3 +67,34 @@ def assert_same_run(expected: Any, actual: Any) -> None:
     for folder, _, names in os.walk(actual):
         assert not [f for f in names if f.startswith(".tmp_")], f"temporary files in {folder}"
 
+
+class Regression(nn.Module):
+    """``x`` (B x 3) -> scalar, MSE to ``y`` (B)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 1)
+
+    def forward(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        return {"loss_mse": F.mse_loss(self.fc(batch["x"]).squeeze(1), batch["y"])}
+
+
+def batch(n: int, seed: int = 0, skipped: int = 0) -> Dict[str, Any]:
+    """A collated batch of ``n`` random samples plus ``skipped`` unreadable ones."""
+    g = torch.Generator().manual_seed(seed)
+    out: Dict[str, Any] = {"num_samples": n, "skipped": [(f"f{seed}_{i}", "bad")
+                                                        for i in range(skipped)]}
+    if n:
+        out.update(x=torch.randn(n, 3, generator=g), y=torch.randn(n, generator=g))
+    return out
+
+
+def make_loop(batches: List[Dict[str, Any]], steps_per_epoch: int = 2, accum: int = 1,
+              lr: float = 0.1) -> TrainLoop:
+    """A TrainLoop of :class:`Regression` with SGD over ``batches`` (from ``start`` in epoch
+    0, all of them in later epochs)."""
+    torch.manual_seed(0)
+    model = Regression()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    return TrainLoop(model, lambda epoch, start: iter(batches[start:] if epoch == 0 else batches),
+                     opt, steps_per_epoch=steps_per_epoch, accum_steps=accum)
