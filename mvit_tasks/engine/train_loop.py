@@ -7,8 +7,12 @@ evaluation, writers, EMA and the failure budget are hooks (:mod:`mvit_tasks.engi
 called in order at ``before_train``, ``before_step``, ``after_backward``, ``after_step``,
 ``after_epoch``, ``after_train`` (see :class:`mvit_tasks.tasks.base.HookBase`).
 
-One step consumes ``accum_steps`` micro-batches; the sample counts of each micro-batch are
-summed over the ranks.
+One step consumes ``accum_steps`` micro-batches. Each micro-batch's loss is weighted by this
+rank's share of the micro-batch's readable samples (all ranks), so that N processes give the
+gradient of one process on the same samples, also when some samples could not be read. Every
+rank takes part in every collective of a step: a rank whose micro-batch has no readable sample
+back-propagates a zero loss over all parameters (DDP's reducer sees every parameter), and a
+micro-batch without any readable sample on any rank is skipped by all ranks alike.
 
 Epoch end is a lifecycle that survives a kill: the hooks whose ``after_epoch`` has not
 returned yet are ``pending`` (saved in every checkpoint); after a resume, :meth:`train` first
@@ -45,6 +49,24 @@ class StepStats:
     samples: int = 0
     skipped: int = 0
     skipped_here: List[Tuple[str, str]] = field(default_factory=list)
+
+
+class ZeroLossWhenEmpty(nn.Module):
+    """The module DDP wraps: ``model(batch)``, or for ``batch=None`` (this rank read no sample)
+    ``{"loss_no_samples": 0 * sum of all trainable parameters}``, which gives every parameter a
+    zero gradient and so keeps DDP's all-reduces (and buffer broadcast) in step with the other
+    ranks. Collectives inside the model's own forward (``SyncBatchNorm``) are not run on that
+    path: such models need a readable sample on every rank."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Optional[Dict[str, Any]]) -> Dict[str, torch.Tensor]:
+        if batch is not None:
+            return self.model(batch)
+        zero = sum(p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad)
+        return {"loss_no_samples": zero}
 
 
 def hook_keys(hooks: Sequence[Any]) -> List[str]:
@@ -90,7 +112,7 @@ class TrainLoop:
         self.wrapped: nn.Module = model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.wrapped = DistributedDataParallel(model, device_ids=ids,
+            self.wrapped = DistributedDataParallel(ZeroLossWhenEmpty(model), device_ids=ids,
                                                    find_unused_parameters=find_unused_parameters)
         self.iteration, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.max_iter = 0
@@ -190,28 +212,40 @@ class TrainLoop:
         self.optimizer.zero_grad(set_to_none=True)
 
     def _micro_step(self, batch: Dict[str, Any], stats: StepStats) -> None:
+        here, total = self._count(batch, stats)
+        if total == 0:  # no rank has a sample: all skip (no collective to keep in step)
+            return
+        loss = self._loss(batch, stats) if here else self.wrapped(None)["loss_no_samples"]
+        weight = here * self.world / total  # this rank's share; exactly 1 when even
+        if weight != 1.0:
+            loss = loss * weight
+        loss = loss / self.accum_steps
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def _count(self, batch: Dict[str, Any], stats: StepStats) -> Tuple[int, int]:
+        """Adds the micro-batch's counts (all ranks) to ``stats``; returns this rank's and all
+        ranks' readable samples (a collate without ``num_samples`` counts as 1 for both)."""
         skipped = [tuple(s) for s in batch.get("skipped", [])]
-        readable = batch.get("num_samples")  # None (a collate without counts): weighs as 1
+        readable = batch.get("num_samples")
         here = 1 if readable is None else int(readable)
         counts = [here, int(readable or 0), len(skipped)]
-        if self.world > 1:  # every rank, every micro-batch: the counts of all ranks
+        if self.world > 1:  # every rank, every micro-batch
             t = torch.tensor(counts, dtype=torch.int64, device=self.device)
             torch.distributed.all_reduce(t)
             counts = t.tolist()
-        _, samples, failed = counts
-        stats.samples, stats.skipped = stats.samples + samples, stats.skipped + failed
+        stats.samples, stats.skipped = stats.samples + counts[1], stats.skipped + counts[2]
         stats.skipped_here += skipped
-        if here == 0:
-            return
+        return here, counts[0]
+
+    def _loss(self, batch: Dict[str, Any], stats: StepStats) -> torch.Tensor:
         loss_dict = self._forward(batch)
         loss = sum(loss_dict.values())
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at iteration "
-                                     f"{self.iteration} (epoch {self.epoch}): {loss_dict}")
+            raise FloatingPointError(f"loss became {loss.item()} at iteration {self.iteration} "
+                                     f"(epoch {self.epoch}): {loss_dict}")
         for k, v in loss_dict.items():
             stats.losses[k] = stats.losses.get(k, 0.0) + float(v.detach()) / self.accum_steps
-        loss = loss / self.accum_steps
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        return loss
 
     def _forward(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         batch = to_device(batch, self.device, non_blocking=True)

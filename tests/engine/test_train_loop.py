@@ -1,5 +1,5 @@
-"""TrainLoop on its own (no config, no task): one step, hook order, accumulation, unreadable
-micro-batches, pending epoch-end work, state round trip."""
+"""TrainLoop on its own (no config, no task): one step, hook order, accumulation, empty and
+unreadable micro-batches, pending epoch-end work, state round trip."""
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine_testing import Regression, batch, make_loop
-from mvit_tasks.engine.train_loop import EVENTS, hook_keys
+from mvit_tasks.engine.train_loop import EVENTS, ZeroLossWhenEmpty, hook_keys
 from mvit_tasks.tasks.base import HookBase
 
 
@@ -83,6 +83,16 @@ def test_a_non_finite_loss_stops_with_the_position():
     b["y"][0] = float("nan")
     with pytest.raises(FloatingPointError, match="iteration 0 \\(epoch 0\\)"):
         make_loop([b]).train(max_iter=1)
+
+
+def test_the_zero_loss_of_an_empty_rank_reaches_every_parameter():
+    model = Regression()
+    loss = ZeroLossWhenEmpty(model)(None)["loss_no_samples"]
+    loss.backward()
+    assert float(loss.detach()) == 0.0
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+    b = batch(2)
+    assert torch.equal(ZeroLossWhenEmpty(model)(b)["loss_mse"], model(b)["loss_mse"])
 
 
 class Killed(BaseException):
