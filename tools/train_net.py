@@ -54,7 +54,8 @@ def main_worker(args: argparse.Namespace) -> Dict[str, Any]:
     """Per-process entry: config, task, trainer; returns the final report / eval results."""
     import torch
 
-    from mvit_tasks.engine.trainer import Trainer
+    from mvit_tasks.engine.checkpointer import Checkpointer
+    from mvit_tasks.engine.trainer import Trainer, evaluate_weights
     from mvit_tasks.utils import comm
 
     logging.basicConfig(level=logging.INFO if comm.is_main_process() else logging.WARNING,
@@ -65,18 +66,14 @@ def main_worker(args: argparse.Namespace) -> Dict[str, Any]:
     device = select_device(use_cuda=not args.cpu)
     if cfg.TRAIN.DETERMINISTIC:
         torch.use_deterministic_algorithms(True)
-    trainer = Trainer(cfg, task_cls(cfg), device)
+    task = task_cls(cfg)
     if args.eval_only or not cfg.TRAIN.ENABLE:  # SlowFast: TRAIN.ENABLE False = test only
         weights = cfg.TEST.CHECKPOINT_FILE_PATH
         if args.resume:
-            weights = trainer.checkpointer.path("last")
-        if weights:
-            trainer.task.load_eval_weights(trainer.model, weights)
-        results = trainer.test("eval_only")
-        out = {"task": task_cls.name, "results": results,
-               "skipped_eval": [list(s) for s in trainer.last_eval_skipped]}
+            weights = Checkpointer(cfg.OUTPUT_DIR).path("last")
+        out = evaluate_weights(cfg, task, device, weights)
     else:
-        out = trainer.train(resume=args.resume)
+        out = Trainer(cfg, task, device).train(resume=args.resume)
     if comm.is_main_process():
         print(json.dumps(out.get("results", {}), indent=2), flush=True)
     return out

@@ -4,7 +4,9 @@ Layout under ``OUTPUT_DIR/checkpoints/``: ``last.pth`` (rewritten every epoch an
 ``TRAIN.CHECKPOINT_ITER_PERIOD`` iterations), ``epoch_0005.pth`` (every
 ``TRAIN.CHECKPOINT_PERIOD`` epochs), ``best.pth`` (best ``TRAIN.BEST_METRIC``). Files are
 written to a temporary name and renamed (:func:`mvit_tasks.checkpoint.io.save_checkpoint`), so a
-crash mid-write never leaves a broken ``last.pth``.
+crash mid-write never leaves a broken ``last.pth``; should one be broken all the same (a disk
+that filled up, a copy cut short), :meth:`Checkpointer.load_latest` falls back to the newest
+checkpoint that loads.
 
 A checkpoint holds ``model`` (the unwrapped model's state dict: loadable by ``MODEL.WEIGHTS``),
 and the training state: optimizer, AMP scaler, EMA, epoch, position in the epoch, iteration,
@@ -13,15 +15,19 @@ best metric, every rank's RNG states (python, numpy, torch, CUDA) and the config
 """
 from __future__ import annotations
 
+import glob
+import logging
 import os
 import random
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from mvit_tasks.checkpoint.io import load_checkpoint_file, save_checkpoint
+from mvit_tasks.checkpoint.io import CheckpointFormatError, load_checkpoint_file, save_checkpoint
 from mvit_tasks.utils import comm
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -73,6 +79,28 @@ class Checkpointer:
         obj = {**state, "rng": rng, "format_version": FORMAT_VERSION}
         for name in names:
             save_checkpoint(obj, self.path(name))
+
+    def load_latest(self) -> Tuple[Dict[str, Any], str]:
+        """``(state, path)`` of ``last.pth``, or, when it cannot be read, of the newest other
+        checkpoint of this folder that can (``epoch_NNNN.pth`` / ``best.pth``, newest file
+        first), with a WARNING naming both; raises ``last.pth``'s error when none can."""
+        last = self.path("last")
+        try:
+            return self.load(last), last
+        except (CheckpointFormatError, ValueError, EOFError, OSError) as error:
+            first_error = error
+        others = [p for p in glob.glob(os.path.join(self.dir, "*.pth")) if p != last]
+        for path in sorted(others, key=lambda p: (os.path.getmtime(p), p), reverse=True):
+            try:
+                state = self.load(path)
+            except (CheckpointFormatError, ValueError, EOFError, OSError):
+                continue
+            if comm.is_main_process():
+                logger.warning("cannot resume from %s (%s); resuming from %s, the newest "
+                               "checkpoint that can be read (epoch %s, iteration %s)", last,
+                               first_error, path, state["epoch"], state["iteration"])
+            return state, path
+        raise first_error
 
     def load(self, path: Optional[str] = None) -> Dict[str, Any]:
         """Read a training checkpoint (default ``last.pth``) and restore this rank's RNG."""

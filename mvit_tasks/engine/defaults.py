@@ -1,4 +1,5 @@
-"""Engine config keys (optimiser, schedule, training loop, data loading, logging).
+"""Engine config keys (optimiser, schedule, training loop, data loading, logging), and the
+hooks built from them (:func:`build_hooks`).
 
 Names follow PySlowFast's ``defaults.py`` where a key exists there (``SOLVER.BASE_LR``,
 ``SOLVER.COSINE_END_LR``, ``TRAIN.MIXED_PRECISION``, ``DATA_LOADER.NUM_WORKERS`` ...), so
@@ -6,6 +7,8 @@ recipes read the same. ``TRAIN.BATCH_SIZE`` / ``TEST.BATCH_SIZE`` are GLOBAL bat
 processes together), as in SlowFast; each process takes ``BATCH_SIZE / world_size``.
 """
 from __future__ import annotations
+
+from typing import Any, List, Sequence
 
 from mvit_tasks.config.config import CfgNode
 
@@ -67,3 +70,40 @@ def add_engine_config(cfg: CfgNode) -> None:
     cfg.TENSORBOARD = CfgNode()
     cfg.TENSORBOARD.ENABLE = True
     cfg.NUM_GPUS = 1  # processes per machine; set from --num-gpus (recorded in config.yaml)
+
+
+def build_hooks(trainer: Any, extra: Sequence[Any] = ()) -> List[Any]:
+    """The engine's hooks for ``trainer`` (a :class:`~mvit_tasks.engine.trainer.Trainer`),
+    from its ``cfg``, with the task's ``extra`` hooks, in calling order::
+
+        LRSchedule, GradClip, EMAUpdate, MetricsWriter, Evaluation, Plots,
+        <extra>, Checkpoints, FinalReport, FailureBudget
+
+    (absent: ``GradClip`` when ``SOLVER.CLIP_GRAD_L2NORM`` is 0, ``EMAUpdate`` without
+    ``TRAIN.EMA.ENABLE``, ``Evaluation`` without ``TEST.ENABLE``). At an epoch end this
+    logs, evaluates (after saving ``last`` with the rest pending), plots, runs the task's
+    hooks, then writes the epoch's checkpoints; at the end of the run the report is written
+    before the failure budget's final check.
+    """
+    from . import hooks as H
+
+    cfg = trainer.cfg
+    ema = trainer.ema
+    evaluation = None
+    if cfg.TEST.ENABLE:
+        metric = cfg.TRAIN.BEST_METRIC or trainer.task.default_metric
+        evaluation = H.Evaluation(cfg.TRAIN.EVAL_PERIOD, metric,
+                                  ema if cfg.TRAIN.EMA.EVAL else None)
+    clip = cfg.SOLVER.CLIP_GRAD_L2NORM
+    return [h for h in [
+        H.LRSchedule(trainer.scheduler),
+        H.GradClip(clip) if clip > 0 else None,
+        H.EMAUpdate(ema) if ema is not None else None,
+        H.MetricsWriter(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, tensorboard=cfg.TENSORBOARD.ENABLE),
+        evaluation,
+        H.Plots(cfg.OUTPUT_DIR),
+        *extra,
+        H.Checkpoints(cfg.TRAIN.CHECKPOINT_PERIOD, cfg.TRAIN.CHECKPOINT_ITER_PERIOD),
+        H.FinalReport(cfg.OUTPUT_DIR, trainer.task.name),
+        H.FailureBudget(cfg.TRAIN.MAX_FAILED_FRACTION),
+    ] if h is not None]

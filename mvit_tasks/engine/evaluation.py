@@ -11,6 +11,10 @@ from mvit_tasks.evaluation import DatasetEvaluator
 from mvit_tasks.utils import comm
 
 
+class TooManyFailuresError(RuntimeError):
+    """More than ``TRAIN.MAX_FAILED_FRACTION`` of the samples could not be read."""
+
+
 def to_device(obj: Any, device: torch.device, non_blocking: bool = False) -> Any:
     """Move tensors inside (nested) dicts / lists / tuples to ``device``."""
     if isinstance(obj, torch.Tensor):

@@ -81,19 +81,23 @@ class JSONLWriter:
     """Appends one JSON object per line to ``path`` and flushes after every record.
 
     Opening an existing file appends to it (after dropping an incomplete last line left by a
-    crash). On resume from a checkpoint taken after iteration ``n``, call
-    ``truncate_after(n)`` first: it drops the records logged after ``n``, so the file of the
-    resumed run equals that of an uninterrupted one.
+    crash); ``num_records`` counts the records in the file. On resume from a checkpoint that
+    recorded ``num_records == n``, call ``truncate_to(n)`` first (or, for a checkpoint taken
+    after iteration ``n`` without a count, ``truncate_after(n)``): the records logged after
+    the checkpoint are dropped, so the file of the resumed run equals that of an uninterrupted
+    one.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.num_records = 0
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if os.path.exists(path):
             with open(path, "r", encoding="utf-8") as f:
                 text = f.read()
+            records, keep = _parse_lines(path, text)
+            self.num_records = len(records)
             if text and not text.endswith("\n"):
-                _, keep = _parse_lines(path, text)
                 atomic_write_text(path, text[:keep])
         self._file: Optional[TextIO] = open(path, "a", encoding="utf-8")
 
@@ -106,23 +110,32 @@ class JSONLWriter:
             raise RuntimeError(f"{self.path}: writer is closed")
         self._file.write(json.dumps(dict(record), default=_default, sort_keys=False) + "\n")
         self._file.flush()
+        self.num_records += 1
 
     def truncate_after(self, iteration: int) -> int:
         """Drop the records with ``record["iteration"] > iteration``; returns how many."""
+        def keep(i: int, line: str, rec: Dict[str, Any]) -> bool:
+            it = rec.get("iteration")
+            if not isinstance(it, int):
+                raise ValueError(f"{self.path}: record {i} has no int 'iteration': {line}")
+            return it <= iteration
+
+        return self._rewrite(keep)
+
+    def truncate_to(self, num_records: int) -> int:
+        """Keep the first ``num_records`` records; returns how many were dropped."""
+        return self._rewrite(lambda i, line, rec: i <= num_records)
+
+    def _rewrite(self, keep: Any) -> int:
         if self._file is not None:
             self._file.close()
         with open(self.path, "r", encoding="utf-8") as f:
             records, _ = _parse_lines(self.path, f.read())
-        keep: List[str] = []
-        for i, (line, rec) in enumerate(records, 1):
-            it = rec.get("iteration")
-            if not isinstance(it, int):
-                raise ValueError(f"{self.path}: record {i} has no int 'iteration': {line}")
-            if it <= iteration:
-                keep.append(line + "\n")
-        atomic_write_text(self.path, "".join(keep))
+        kept = [line + "\n" for i, (line, rec) in enumerate(records, 1) if keep(i, line, rec)]
+        atomic_write_text(self.path, "".join(kept))
         self._file = open(self.path, "a", encoding="utf-8")
-        return len(records) - len(keep)
+        self.num_records = len(kept)
+        return len(records) - len(kept)
 
     def close(self) -> None:
         if self._file is not None:

@@ -26,13 +26,31 @@ from mvit_tasks.evaluation import DatasetEvaluator
 
 
 class HookBase:
-    """Extra per-task behaviour in the training loop; every method is optional.
+    """Behaviour added to the training loop (:class:`mvit_tasks.engine.train_loop.TrainLoop`);
+    every method is optional. The loop calls the hooks in order at::
 
-    ``trainer`` exposes ``cfg``, ``model`` (unwrapped), ``epoch``, ``iteration``,
-    ``output_dir`` and ``log(dict)``.
+        before_train
+        for each step:  before_step, [forward + backward of the micro-batches],
+                        after_backward, [optimizer step; iteration += 1], after_step
+        after each epoch: after_epoch
+        after_train
+
+    ``trainer`` exposes ``cfg``, ``model`` (unwrapped), ``optimizer``, ``epoch``,
+    ``iteration`` (steps done), ``batch_in_epoch``, ``max_iter``, ``output_dir``,
+    ``log(dict)`` (a metrics record) and ``last_step`` (the step's losses and sample counts).
+
+    ``after_epoch`` is recorded as pending in every checkpoint written before it returns: after
+    a kill, ``--resume`` calls it again for the same epoch (at least once). ``state_dict()`` is
+    saved in every training checkpoint and given back to ``load_state_dict`` on resume.
     """
 
     def before_train(self, trainer: Any) -> None:
+        pass
+
+    def before_step(self, trainer: Any) -> None:
+        pass
+
+    def after_backward(self, trainer: Any) -> None:
         pass
 
     def after_step(self, trainer: Any) -> None:
@@ -42,6 +60,12 @@ class HookBase:
         pass
 
     def after_train(self, trainer: Any) -> None:
+        pass
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
         pass
 
 
@@ -133,4 +157,6 @@ class Task:
         raise NotImplementedError
 
     def build_hooks(self) -> List[HookBase]:
+        """Extra hooks of this task; the engine runs them after its own epoch-end work
+        (evaluation) and before the epoch's checkpoint (see :class:`HookBase`)."""
         return []

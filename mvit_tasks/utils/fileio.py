@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, List
+
+TEMPORARY_PREFIX = ".tmp_"  # atomic_write's temporary files: .tmp_XXXXXXXX<suffix>
 
 
 def _default_mode() -> int:
@@ -18,7 +20,8 @@ def _temp_file(path: str, write: Callable[[BinaryIO], None]) -> str:
     would give ``path``, not mkstemp's 0600); returns its name. Removed again on error."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.splitext(path)[1], dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=os.path.splitext(path)[1],
+                               dir=folder)
     try:
         os.fchmod(fd, _default_mode())
         with os.fdopen(fd, "wb") as f:
@@ -54,3 +57,19 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` (not recursive) when
+    a process was killed inside a write; returns their paths. Call it only while no writer is
+    active in ``folder`` (at the start of a run, on the main process)."""
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith(TEMPORARY_PREFIX) and os.path.isfile(path):
+            os.unlink(path)
+            removed.append(path)
+    return removed

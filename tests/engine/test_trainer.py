@@ -2,9 +2,9 @@
 learning + outputs, exact resume, 2-process Gloo equivalence, skipped-sample accounting."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -12,39 +12,11 @@ import pytest
 import torch
 
 from mvit_tasks.checkpoint.io import load_checkpoint_file
+from mvit_tasks.engine.samplers import TrainBatchSampler
 from mvit_tasks.engine.trainer import TooManyFailuresError
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-TOOL = os.path.join(ROOT, "tools", "train_net.py")
-TASK = "toy_task:ToyTask"
-
-
-def _train_net():
-    spec = importlib.util.spec_from_file_location("train_net_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture()
-def run(monkeypatch):
-    """In-process ``train_net.main(argv)`` with the toy task importable."""
-    monkeypatch.syspath_prepend(HERE)
-    tool = _train_net()
-
-    def _run(out, *opts, flags=()):
-        argv = ["--task", TASK, *flags, "OUTPUT_DIR", str(out), "DATA_LOADER.NUM_WORKERS", "0",
-                "TRAIN.BATCH_SIZE", "8", "TEST.BATCH_SIZE", "4", "SOLVER.BASE_LR", "0.01",
-                "SOLVER.MAX_EPOCH", "4", "SOLVER.WARMUP_EPOCHS", "0.5", "LOG_PERIOD", "2", *opts]
-        return tool.main(argv)
-
-    return _run
-
-
-def _records(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f]
+from engine_testing import HERE, ROOT, TASK, TOOL
+from engine_testing import read_records as _records
 
 
 def test_training_learns_and_writes_every_output(run, tmp_path):
@@ -125,26 +97,59 @@ def test_eval_only_loads_weights(run, tmp_path):
     assert (tmp_path / "b" / "eval" / "eval_only" / "results.json").exists()
 
 
-@pytest.mark.slow
-def test_two_gloo_processes_equal_one_process(tmp_path):
-    """DDP on 2 CPU processes (Gloo) with the same global batch gives the 1-process weights."""
+def _train_net_processes(out, n, *opts, timeout=150):
+    """tools/train_net.py in ``n`` Gloo CPU processes; a run past ``timeout`` seconds (a hang in
+    a collective) is killed with all its processes and fails the test."""
     env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + ROOT, "OMP_NUM_THREADS": "1"}
     common = ["--task", TASK, "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.BATCH_SIZE", "8",
               "TEST.BATCH_SIZE", "4", "SOLVER.BASE_LR", "0.01", "SOLVER.MAX_EPOCH", "2",
               "TOY.AUG_NOISE", "0.2", "TENSORBOARD.ENABLE", "False", "LOG_PERIOD", "4"]
-    for n in (1, 2):
-        cmd = [sys.executable, TOOL, "--num-gpus", str(n), "--cpu", *common,
-               "OUTPUT_DIR", str(tmp_path / f"n{n}")]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    a = load_checkpoint_file(str(tmp_path / "n1" / "checkpoints" / "last.pth"))["model"]
-    b = load_checkpoint_file(str(tmp_path / "n2" / "checkpoints" / "last.pth"))["model"]
+    cmd = [sys.executable, TOOL, "--num-gpus", str(n), "--cpu", *common, *opts,
+           "OUTPUT_DIR", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"{n} processes did not finish in {timeout} s (hung in a collective?)\n"
+                    + stderr[-3000:])
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return load_checkpoint_file(str(out / "checkpoints" / "last.pth"))
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_process(tmp_path):
+    """DDP on 2 CPU processes (Gloo) with the same global batch gives the 1-process weights."""
+    a = _train_net_processes(tmp_path / "n1", 1)["model"]
+    b = _train_net_processes(tmp_path / "n2", 2)["model"]
     for key in a:  # gradients are averaged in another order: float rounding only
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     r1 = json.loads((tmp_path / "n1" / "final_report.json").read_text())["results"]["toy"]
     r2 = json.loads((tmp_path / "n2" / "final_report.json").read_text())["results"]["toy"]
     assert r2["num_samples"] == r2["num_unique"] == 21  # 21 = 10 + 11 over two ranks, no padding
     assert r1["top1"] == r2["top1"]
+
+
+@pytest.mark.slow
+def test_a_rank_whose_micro_batch_is_wholly_unreadable_keeps_in_step(tmp_path):
+    """In epoch 0, rank 1's whole first micro-batch is unreadable, then both ranks' second,
+    then rank 0's third: a rank without a sample still takes part in every collective (a zero
+    loss over all parameters, its sample counts), the run finishes, and the weights are the
+    1-process run's on the same samples (each rank's loss weighted by its share)."""
+    batches = [list(TrainBatchSampler(64, 8, rank=r, world_size=2, seed=0))[:3]
+               for r in (0, 1)]  # epoch 0, batches 0-2 of each rank: [(index, seed) x 4] x 3
+    bad = [i for i, _ in batches[1][0] + batches[0][1] + batches[1][1] + batches[0][2]]
+    opts = ["TOY.BAD_INDICES", str(bad), "TRAIN.MAX_FAILED_FRACTION", "0.75"]
+    a = _train_net_processes(tmp_path / "n1", 1, *opts)
+    b = _train_net_processes(tmp_path / "n2", 2, *opts)
+    assert a["iteration"] == b["iteration"] == 16
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=1e-5, atol=1e-6)
+    r1, r2 = (json.loads((tmp_path / d / "final_report.json").read_text()) for d in ("n1", "n2"))
+    assert r1["skipped_train_count"] == r2["skipped_train_count"] == 32  # 16 files x 2 epochs
+    assert r1["train_samples_seen"] == r2["train_samples_seen"] == 128
 
 
 def test_gradient_accumulation_matches_the_full_batch(run, tmp_path):
