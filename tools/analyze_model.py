@@ -17,7 +17,6 @@ test-view convention; image models ignore the frames).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -27,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from mvit_tasks.utils.fileio import write_json  # noqa: E402
 from mvit_tasks.utils.flops import (  # noqa: E402
     CONVENTIONS,
     DEFAULT_CONVENTION,
@@ -135,9 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         print(f"published   : {meta['published_gflops']} GFLOPs, "
               f"{meta['published_params_m']} M params")
     if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json_out, result, indent=2)
         print(f"wrote {args.json_out}")
     return result
 

@@ -14,7 +14,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Optional, Sequence
@@ -22,6 +21,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mvit_tasks.data.manifest import read_class_list  # noqa: E402
+from mvit_tasks.utils.fileio import write_json  # noqa: E402
 from projects.video_classification.evaluator import (  # noqa: E402
     load_predictions,
     write_classification_reports,
@@ -80,9 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{key}: {value}")
     results = {args.task_name: m}
     if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
+        write_json(args.json_out, results, indent=1)  # strict JSON: NaN -> null
     if args.output_dir:
         paths = write_classification_reports(args.output_dir, result.videos, num_classes, names)
         print("wrote " + ", ".join(paths))

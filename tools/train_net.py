@@ -15,7 +15,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -28,6 +27,7 @@ from mvit_tasks.config import load_config  # noqa: E402
 from mvit_tasks.engine.defaults import add_engine_config  # noqa: E402
 from mvit_tasks.engine.launch import launch, select_device  # noqa: E402
 from mvit_tasks.tasks import list_tasks, resolve_task  # noqa: E402
+from mvit_tasks.utils.fileio import dumps_json  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -75,7 +75,7 @@ def main_worker(args: argparse.Namespace) -> Dict[str, Any]:
     else:
         out = Trainer(cfg, task, device).train(resume=args.resume)
     if comm.is_main_process():
-        print(json.dumps(out.get("results", {}), indent=2), flush=True)
+        print(dumps_json(out.get("results", {}), indent=2), flush=True)
     return out
 
 

@@ -223,7 +223,7 @@ def machine_info(device: str) -> Dict[str, Any]:
 
 
 def write_json(path: str, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, creating the parent folder."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2)
+    """Write ``obj`` as indented strict JSON (NaN -> null), creating the parent folder."""
+    from mvit_tasks.utils.fileio import write_json as _write
+
+    _write(path, obj, indent=2)

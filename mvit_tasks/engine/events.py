@@ -20,17 +20,9 @@ import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, TextIO, Tuple
 
-from mvit_tasks.utils.fileio import atomic_write, atomic_write_text
+from mvit_tasks.utils.fileio import atomic_write, atomic_write_text, dumps_json
 
 logger = logging.getLogger(__name__)
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()  # torch / numpy scalars
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    raise TypeError(f"cannot write {type(obj).__name__} to a metrics record")
 
 
 def flatten_record(record: Mapping[str, Any], sep: str = "/") -> Dict[str, Any]:
@@ -108,7 +100,7 @@ class JSONLWriter:
             raise ValueError(f"metrics record needs an int 'iteration', got {record!r}")
         if self._file is None:
             raise RuntimeError(f"{self.path}: writer is closed")
-        self._file.write(json.dumps(dict(record), default=_default, sort_keys=False) + "\n")
+        self._file.write(dumps_json(dict(record)) + "\n")  # strict: NaN -> null
         self._file.flush()
         self.num_records += 1
 

@@ -17,7 +17,6 @@ between is finished by ``--resume`` (the pending hooks are called again).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -29,7 +28,7 @@ import torch
 from mvit_tasks.evaluation import primary_metric
 from mvit_tasks.tasks.base import HookBase
 from mvit_tasks.utils import comm
-from mvit_tasks.utils.fileio import atomic_write_text
+from mvit_tasks.utils.fileio import atomic_write_text, dumps_json
 
 from .ema import ModelEMA
 from .evaluation import TooManyFailuresError
@@ -269,7 +268,7 @@ class FinalReport(HookBase):
             "skipped_eval": summarise_skipped(trainer.eval_skipped),
         }
         if comm.is_main_process():
-            atomic_write_text(self.path, json.dumps(trainer.report, indent=2))
+            atomic_write_text(self.path, dumps_json(trainer.report, indent=2))  # NaN -> null
 
 
 class FailureBudget(HookBase):

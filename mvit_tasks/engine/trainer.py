@@ -14,7 +14,6 @@ so the effective batch is ``TRAIN.BATCH_SIZE`` whatever the number of processes.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -27,7 +26,7 @@ from torch.utils.data import DataLoader
 from mvit_tasks.config import CfgNode
 from mvit_tasks.tasks.base import Task
 from mvit_tasks.utils import comm
-from mvit_tasks.utils.fileio import remove_stale_temporaries
+from mvit_tasks.utils.fileio import dumps_json, remove_stale_temporaries, write_json
 
 from .checkpointer import Checkpointer
 from .defaults import build_hooks
@@ -73,14 +72,14 @@ def evaluate(cfg: CfgNode, task: Task, model: nn.Module, device: torch.device, t
         out = os.path.join(cfg.OUTPUT_DIR, "eval", tag)
         os.makedirs(out, exist_ok=True)
         evaluator.write_reports(out)
-        with open(os.path.join(out, "results.json"), "w") as f:
-            json.dump({"results": results, "skipped": skipped, "samples": stats["samples"],
-                       "input_warnings": warnings}, f, indent=2)
+        write_json(os.path.join(out, "results.json"),
+                   {"results": results, "skipped": skipped, "samples": stats["samples"],
+                    "input_warnings": warnings}, indent=2)
         for path, reason in skipped:
             logger.warning("evaluation skipped unreadable sample %s: %s", path, reason)
         for w in warnings:
             logger.warning("evaluation input: %s", w)
-        logger.info("evaluation (%s, %s): %s", split, tag, json.dumps(results))
+        logger.info("evaluation (%s, %s): %s", split, tag, dumps_json(results))
     limit = cfg.TRAIN.MAX_FAILED_FRACTION
     if skipped and len(skipped) > limit * stats["samples"]:
         raise TooManyFailuresError(

@@ -1,9 +1,11 @@
 """Atomic file writes: a crash mid-write never leaves a truncated file at the target path."""
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
-from typing import BinaryIO, Callable, List
+from typing import Any, BinaryIO, Callable, List
 
 TEMPORARY_PREFIX = ".tmp_"  # atomic_write's temporary files: .tmp_XXXXXXXX<suffix>
 
@@ -73,3 +75,31 @@ def remove_stale_temporaries(folder: str) -> List[str]:
             os.unlink(path)
             removed.append(path)
     return removed
+
+
+def strict_json_value(obj: Any) -> Any:
+    """``obj`` with NaN / +-inf floats as None, tuples as lists and numpy / torch scalars as
+    Python numbers: what strict JSON can hold (``json.dump`` would write ``NaN``)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json_value(v) for v in obj]
+    item = getattr(obj, "item", None)  # numpy / torch scalars
+    if callable(item) and getattr(obj, "ndim", 1) == 0:
+        return strict_json_value(item())
+    tolist = getattr(obj, "tolist", None)  # numpy / torch arrays
+    if callable(tolist):
+        return strict_json_value(tolist())
+    return obj
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON text of ``obj`` (see :func:`strict_json_value`); never writes ``NaN``."""
+    return json.dumps(strict_json_value(obj), allow_nan=False, **kwargs)
+
+
+def write_json(path: str, obj: Any, **kwargs: Any) -> None:
+    """Write :func:`dumps_json` of ``obj`` to ``path`` atomically."""
+    atomic_write_text(path, dumps_json(obj, **kwargs) + "\n")

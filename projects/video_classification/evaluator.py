@@ -24,7 +24,6 @@ File format of :func:`save_predictions` (``.npz``, loadable with ``allow_pickle=
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from mvit_tasks.evaluation import DatasetEvaluator
 from mvit_tasks.utils import comm
+from mvit_tasks.utils.fileio import write_json
 
 from .metrics import (
     ENSEMBLE_METHODS,
@@ -162,8 +162,7 @@ def write_classification_reports(output_dir: str, videos: VideoPredictions, num_
         for i, n in enumerate(names)
     }
     json_path = os.path.join(output_dir, "per_class_accuracy.json")
-    with open(json_path, "w", encoding="utf-8") as f:
-        json.dump(per_class, f, indent=1)
+    write_json(json_path, per_class, indent=1)
     png_path = os.path.join(output_dir, "confusion_matrix.png")
     _plot_confusion(confusion_matrix(videos, num_classes), names, png_path)
     return [json_path, png_path]
