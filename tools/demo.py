@@ -42,8 +42,9 @@ def run_quickstart(args: argparse.Namespace) -> Dict[str, Any]:
                                                                              "train_net.py"))
     train_net = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_net)
+    # --overwrite: `make demo` may be run again; it replaces its own earlier output
     argv = ["--task", "classification", "--config-file", os.path.join(ROOT, DEMO_CONFIG),
-            "OUTPUT_DIR", args.out, "CLS.DATA_DIR", args.data, *args.opts]
+            "--overwrite", "OUTPUT_DIR", args.out, "CLS.DATA_DIR", args.data, *args.opts]
     print("[demo] python tools/train_net.py " + " ".join(argv), flush=True)
     report = train_net.main(argv)
     from mvit_tasks.data.manifest import read_class_list

@@ -46,6 +46,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--machine-rank", type=int, default=0)
     p.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0, or auto")
     p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train in an OUTPUT_DIR that holds another run: its files are deleted "
+                        "first (without it, such a folder is refused)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="--eval-only without weights: evaluate the randomly initialised model "
+                        "on purpose (without it, that is an error)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of user errors")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return p.parse_args(argv)
 
@@ -71,6 +78,12 @@ def main_worker(args: argparse.Namespace) -> Dict[str, Any]:
         weights = cfg.TEST.CHECKPOINT_FILE_PATH
         if args.resume:
             weights = Checkpointer(cfg.OUTPUT_DIR).path("last")
+        if not (weights or cfg.MODEL.WEIGHTS or args.random_weights):
+            from mvit_tasks.utils.cli import UserError
+
+            raise UserError("--eval-only without TEST.CHECKPOINT_FILE_PATH or MODEL.WEIGHTS "
+                            "would score a randomly initialised model: give the weights, or "
+                            "--random-weights to do that on purpose")
         out = evaluate_weights(cfg, task, device, weights)
     else:
         out = Trainer(cfg, task, device).train(resume=args.resume)
@@ -81,15 +94,31 @@ def main_worker(args: argparse.Namespace) -> Dict[str, Any]:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
+    _claim_output_dir(args)
     return launch(main_worker, args.num_gpus, args.num_machines, args.machine_rank,
                   args.dist_url, args=(args,))
 
 
-if __name__ == "__main__":
-    from mvit_tasks.engine.trainer import TooManyFailuresError
+def _claim_output_dir(args: argparse.Namespace) -> None:
+    """Before any process starts: a new training run refuses another run's OUTPUT_DIR (or,
+    with --overwrite, deletes that run's files)."""
+    from mvit_tasks.engine.output_dir import claim_output_dir
 
-    try:
-        main()
-    except TooManyFailuresError as e:  # unreadable data: the numbers, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    if args.eval_only or args.machine_rank != 0:
+        return
+    task_cls = resolve_task(args.task)
+    cfg = load_config(args.config_file, list(args.opts),
+                      extra_config_fns=[add_engine_config, task_cls.add_config])
+    if not cfg.TRAIN.ENABLE:
+        return
+    removed = claim_output_dir(cfg.OUTPUT_DIR, args.resume or cfg.TRAIN.AUTO_RESUME,
+                               args.overwrite)
+    if removed:
+        print(f"--overwrite: removed the earlier run's {', '.join(removed)} from "
+              f"{cfg.OUTPUT_DIR}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    from mvit_tasks.utils.cli import run_cli
+
+    sys.exit(run_cli(main, sys.argv[1:]))

@@ -59,7 +59,17 @@ def list_tasks() -> List[str]:
     return sorted(set(name for name, _ in TASK_REGISTRY) | set(_entry_points()))
 
 
+_FROM_MODULE: Dict[str, Type[Task]] = {}  # spec -> class: a module registers only once
+
+
 def _from_module(spec: str) -> Type[Task]:
+    if spec in _FROM_MODULE:
+        return _FROM_MODULE[spec]
+    _FROM_MODULE[spec] = cls = _find_in_module(spec)
+    return cls
+
+
+def _find_in_module(spec: str) -> Type[Task]:
     module_name, _, attr = spec.partition(":")
     before = set(name for name, _ in TASK_REGISTRY)
     module = importlib.import_module(module_name)

@@ -264,7 +264,8 @@ def run_demo_memory(args: argparse.Namespace) -> Dict[str, Any]:
                                                 args.ava_demo_keyframe_step)
             out = os.path.join(workdir, "vis")
             cmd = [sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--task", "ava",
-                   "--config-file", args.ava_demo_config, "--video", video, "--boxes", boxes,
+                   "--config-file", args.ava_demo_config, "--random-weights", "--video", video,
+                   "--boxes", boxes,
                    "--labelmap", labelmap, "--output", out, "--thresh", "0",
                    "AVA.DEMO_DATA", "False", "AVA.FPS", "30", "OUTPUT_DIR", out]
             rss, demo_s = run_child(cmd)

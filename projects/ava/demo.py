@@ -40,6 +40,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True)
     p.add_argument("--weights", default="", help="checkpoint (default: MODEL.WEIGHTS)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="run without weights on purpose (random scores; otherwise an error)")
     p.add_argument("--video", required=True, help="segment video; frame 0 = AVA.SEGMENT_START_SEC")
     p.add_argument("--boxes", required=True,
                    help="AVA-format person box CSV: detections (8th column a score, kept at "
@@ -130,6 +132,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  "MODEL.WEIGHTS_ALLOW_UNEXPECTED", "[]"]
     cfg = load_config(args.config_file, opts,
                       extra_config_fns=[add_engine_config, AvaTask.add_config])
+    if not cfg.MODEL.WEIGHTS and not args.random_weights:
+        raise SystemExit("demo --task ava: no weights (--weights or MODEL.WEIGHTS): the "
+                         "actions shown would be random; pass --random-weights to run so")
     task = AvaTask(cfg)
     model = task.build_model().eval()
     a = cfg.AVA

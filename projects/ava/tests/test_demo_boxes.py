@@ -42,7 +42,8 @@ def _run(tmp_path, boxes: str, *extra: str) -> str:
     lm = _w(tmp_path, "lm.pbtxt", "".join(f'item {{\n  name: "a{i}"\n  id: {i}\n}}\n'
                                           for i in range(1, 5)))
     out = str(tmp_path / "vis")
-    main(["--config-file", CONFIG, "--video", video, "--boxes", boxes, "--labelmap", lm,
+    main(["--config-file", CONFIG, "--random-weights", "--video", video, "--boxes", boxes,
+          "--labelmap", lm,
           "--output", out, *extra, "AVA.DEMO_DATA", "False", "AVA.DATA_DIR", str(tmp_path),
           "OUTPUT_DIR", out, *TINY_OPTS])
     return out

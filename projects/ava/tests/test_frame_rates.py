@@ -221,7 +221,8 @@ def _demo(tmp_path, video: str, stamps: Sequence[int]) -> str:
             "[[1, 2.0]]", "MODEL.MVIT.HEAD_MUL", "[[1, 2.0]]", "MODEL.MVIT.POOL_Q_STRIDE",
             "[[1, 1, 2, 2]]", "DATA.NUM_FRAMES", "4", "DATA.TRAIN_CROP_SIZE", "32",
             "AVA.TEST_SHORT_SIDE", "32"]
-    assert main(["--config-file", CONFIG, "--video", video, "--boxes", str(boxes),
+    assert main(["--config-file", CONFIG, "--random-weights", "--video", video, "--boxes",
+                 str(boxes),
                  "--video-id", "v", "--labelmap", str(labelmap), "--output", out,
                  "--thresh", "2", "AVA.DEMO_DATA", "False", "AVA.FPS", str(GRID),
                  "AVA.DATA_DIR", str(tmp_path), "OUTPUT_DIR", out, *tiny]) == 0

@@ -57,7 +57,8 @@ def test_runs_stop_when_data_is_missing(tmp_path):
             os.remove(os.path.join(videos, name))
     out = str(tmp_path / "out")
     cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--task", "ava",
-           "--config-file", CONFIG, "--eval-only", "--cpu", *run_opts(data, out)]
+           "--config-file", CONFIG, "--eval-only", "--random-weights", "--cpu",
+           *run_opts(data, out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "AVA val: 6 of 6 keyframes have no readable media (100.0%)" in proc.stderr
