@@ -59,3 +59,12 @@ def test_ground_truth_boxes_of_person_0_are_kept(tmp_path, capsys):
     # read as detections, the person ids 0 fall under the 0.8 threshold
     with pytest.raises(SystemExit, match=r"no boxes of video 'v' above 0.8 \(detections\)"):
         _run(tmp_path, gt, "--boxes-kind", "detections")
+
+
+def test_the_demo_refuses_to_show_random_actions_unless_asked(tmp_path):
+    from projects.ava.demo import main
+
+    gt = _w(tmp_path, "gt.csv", "v,0902,0.1,0.2,0.5,0.9,1,0\n")
+    with pytest.raises(SystemExit, match=r"no weights .* --random-weights"):
+        main(["--config-file", CONFIG, "--video", str(tmp_path / "v.mp4"), "--boxes", gt,
+              "--output", str(tmp_path / "vis"), "AVA.DEMO_DATA", "False", *TINY_OPTS])
