@@ -107,4 +107,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mvit_tasks.utils.cli import run_cli
+
+    sys.exit(run_cli(main, sys.argv[1:]))  # user errors: one line, exit 2 (--debug: traceback)
