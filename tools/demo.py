@@ -14,10 +14,12 @@ evaluates the held-out split. Then it prints held-out top-1 next to chance. Outp
 plots, TensorBoard, checkpoints, per-class accuracy, confusion matrix) go to ``--out``.
 Extra arguments are ``KEY VALUE`` config overrides, e.g. ``SOLVER.MAX_EPOCH 5``.
 
-``--task NAME [ARGS...]``: a project's own demo (e.g. ``ava``: boxes and top actions drawn on
-a video; ``coco``: detections drawn on an image). Projects provide it as
-``projects/<project>/demo.py`` with ``DEMO_NAME`` and ``main(argv) -> int``; ``--task NAME
---help`` shows its arguments.
+``--task NAME [ARGS...]`` (``--task`` anywhere in the arguments): a project's own demo on your
+data: ``kinetics`` / ``ssv2`` / ``imagenet`` / ``classification`` (top-5 classes of a video or
+image), ``ava`` (person boxes and their top actions drawn on a video), ``coco`` (detections
+drawn on images or a video). Projects provide it as ``projects/<project>/demo.py`` with
+``DEMO_NAME`` (or several ``DEMO_NAMES``, which then receive ``--task NAME`` first) and
+``main(argv) -> int``; ``--task NAME --help`` shows its arguments.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tools/train_net.py
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,7 +62,8 @@ def run_quickstart(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def project_demos() -> Dict[str, Any]:
-    """``{DEMO_NAME: module}`` of every ``projects/<project>/demo.py`` that imports."""
+    """``{name: module}`` of every ``projects/<project>/demo.py`` (its ``DEMO_NAMES`` or
+    ``DEMO_NAME``)."""
     import importlib
     import pkgutil
 
@@ -70,8 +73,34 @@ def project_demos() -> Dict[str, Any]:
     for info in pkgutil.iter_modules(projects.__path__, "projects."):
         if info.ispkg and os.path.isfile(os.path.join(ROOT, *info.name.split("."), "demo.py")):
             module = importlib.import_module(info.name + ".demo")
-            found[getattr(module, "DEMO_NAME", info.name.split(".")[-1])] = module
+            names = getattr(module, "DEMO_NAMES", None) or [
+                getattr(module, "DEMO_NAME", info.name.split(".")[-1])]
+            found.update({name: module for name in names})
     return found
+
+
+def split_task(argv: Sequence[str]) -> Tuple[Optional[str], List[str]]:
+    """``(NAME, the other arguments)`` of ``--task NAME`` / ``--task=NAME`` anywhere in
+    ``argv`` (its first occurrence); ``(None, argv)`` without one."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg.startswith("--task="):
+            return arg[len("--task="):], argv[:i] + argv[i + 1:]
+        if arg == "--task" and i + 1 < len(argv):
+            return argv[i + 1], argv[:i] + argv[i + 2:]
+    return None, argv
+
+
+def run_project_demo(name: str, rest: List[str]) -> int:
+    """Run the demo registered as ``name`` on ``rest``; 2 (and the list) if there is none."""
+    demos = project_demos()
+    if name not in demos:
+        print(f"demo --task {name}: no such demo (available: {sorted(demos)})", file=sys.stderr)
+        return 2
+    module = demos[name]
+    if getattr(module, "DEMO_NAMES", None):  # one module, several tasks: it is told which
+        rest = ["--task", name, *rest]
+    return int(module.main(rest) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quickstart", action="store_true",
                       help="train a tiny MViTv2 on generated Moving Shapes clips (CPU, minutes)")
-    mode.add_argument("--task", help="a project's demo: ava | coco (arguments follow)")
+    mode.add_argument("--task", help="a project's demo: kinetics | ssv2 | imagenet | "
+                                     "classification | ava | coco (its arguments follow)")
     parser.add_argument("--data", default=os.path.join("datasets", "demo_clips"),
                         help="demo dataset folder (generated if missing)")
     parser.add_argument("--out", default=os.path.join("output", "demo_moving_shapes"),
@@ -90,14 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--task"] and len(argv) > 1:  # the rest belongs to the project's demo
-        demos = project_demos()
-        if argv[1] not in demos:
-            print(f"demo --task {argv[1]}: no such demo (available: {sorted(demos)})",
-                  file=sys.stderr)
-            return 2
-        return int(demos[argv[1]].main(argv[2:]) or 0)
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--debug"]  # run_cli's
+    name, rest = split_task(argv)
+    if name is not None and "--quickstart" not in rest:  # the rest belongs to that demo
+        return run_project_demo(name, rest)
     args = build_parser().parse_args(argv)
     if args.quickstart:
         run_quickstart(args)

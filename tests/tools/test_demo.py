@@ -41,3 +41,18 @@ def test_quickstart_runs_train_net_end_to_end(tmp_path):
 def test_unknown_demo_names_the_available_ones(capsys):
     assert _load_demo().main(["--task", "no_such_demo"]) == 2
     assert "no such demo" in capsys.readouterr().err
+
+
+def test_task_is_found_anywhere_and_presets_reach_the_classification_demo(monkeypatch):
+    tool = _load_demo()
+    assert tool.split_task(["--input", "v.mp4", "--task", "kinetics", "K", "V"]) == (
+        "kinetics", ["--input", "v.mp4", "K", "V"])
+    assert tool.split_task(["--task=ava", "--video", "v"]) == ("ava", ["--video", "v"])
+    assert tool.split_task(["--quickstart", "--out", "o"]) == (None, ["--quickstart", "--out", "o"])
+    demos = tool.project_demos()
+    assert {"ava", "coco", "kinetics", "ssv2", "imagenet", "classification"} <= set(demos)
+    seen = []
+    monkeypatch.setattr(demos["ssv2"], "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(tool, "project_demos", lambda: demos)
+    assert tool.main(["--input", "v.mp4", "--task", "ssv2", "--debug"]) == 0
+    assert seen == [["--task", "ssv2", "--input", "v.mp4"]]  # told which preset; --debug is run_cli's

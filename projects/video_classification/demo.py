@@ -1,0 +1,156 @@
+"""``tools/demo.py --task kinetics|ssv2|imagenet|classification``: top-5 classes of your video.
+
+The classification task's test protocol on any video file, frame folder or image
+(:class:`~projects.video_classification.predictor.ClassificationPredictor`: clips x crops
+spread over the whole video, averaged; one clip in memory at a time)::
+
+    python tools/demo.py --task kinetics --input my_video.mp4 --weights K400_MVITv2_S.pyth
+    python tools/demo.py --task ssv2 --input clip.webm --weights ssv2.pyth --json out.json
+    python tools/demo.py --task imagenet --input cat.jpg --weights MViTv2_S_in1k.pyth
+    python tools/demo.py --task classification --config-file CFG --weights W --input V.mp4
+
+Without ``--config-file`` a preset uses its recipe config (``kinetics``:
+``mvitv2_s_16x4_k400.yaml``, ``ssv2``: ``mvitv2_s_16x4_ssv2.yaml``, ``imagenet``:
+``mvitv2_s_in1k.yaml``). Class names come from ``--class-names FILE`` (one per line), else the
+config's ``CLS.CLASS_LIST`` when that file exists; otherwise classes print as ``class i``.
+Trailing ``KEY VALUE`` pairs override the config (e.g. ``CLS.NUM_ENSEMBLE_VIEWS 10``).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+DEMO_NAMES = ("classification", "kinetics", "ssv2", "imagenet")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = os.path.join(ROOT, "projects", "video_classification", "configs")
+DEFAULT_CONFIGS = {"kinetics": "mvitv2_s_16x4_k400.yaml", "ssv2": "mvitv2_s_16x4_ssv2.yaml",
+                   "imagenet": "mvitv2_s_in1k.yaml"}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tools/demo.py --task kinetics|ssv2|imagenet|classification",
+                                description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True, choices=DEMO_NAMES)
+    p.add_argument("--input", nargs="+", required=True,
+                   help="video file(s), frame folder(s) or image(s)")
+    p.add_argument("--config-file", default="", help="task config (default: the preset's recipe)")
+    w = p.add_mutually_exclusive_group()
+    w.add_argument("--weights", default="", help="checkpoint (any supported format; default: "
+                                                 "MODEL.WEIGHTS), loaded strictly")
+    w.add_argument("--pretrained", action="store_true",
+                   help="the official weights of the config's MODEL.VARIANT")
+    w.add_argument("--random-weights", action="store_true",
+                   help="run without weights on purpose (random classes; otherwise an error)")
+    p.add_argument("--class-names", default="", help="class list, one name per line")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", default="", help="write the results to this JSON file")
+    p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    return p.parse_args(list(argv))
+
+
+def config_file(task: str, given: str) -> str:
+    """``given``, else the preset's recipe config (``--task classification`` needs one)."""
+    if given:
+        return given
+    if task not in DEFAULT_CONFIGS:
+        raise ValueError(f"--task {task} needs --config-file (presets with a default config: "
+                         f"{sorted(DEFAULT_CONFIGS)})")
+    return os.path.join(CONFIGS, DEFAULT_CONFIGS[task])
+
+
+def pretrained_model(variant: str) -> Any:
+    """``create_model(variant, pretrained=True)``: the official weights (downloaded once).
+
+    TODO(issue 12 part 1): ``pretrained=`` lands with ``mvit_tasks.hub``; until then this
+    says so and points at ``--weights``."""
+    import mvit_tasks
+
+    if not variant:
+        raise ValueError("--pretrained needs a config with MODEL.VARIANT (a registered model)")
+    if "pretrained" not in inspect.signature(mvit_tasks.create_model).parameters:
+        raise ValueError("--pretrained: official weights cannot be fetched by this version "
+                         "(mvit_tasks.create_model has no pretrained=); download the "
+                         "checkpoint and pass --weights FILE")
+    return mvit_tasks.create_model(variant, pretrained=True)
+
+
+def class_names(args: argparse.Namespace, cfg: Any) -> Optional[List[str]]:
+    """``--class-names``, else the config's ``CLS.CLASS_LIST`` if the file exists, else the
+    official list of the preset's dataset once ``mvit_tasks.data.classnames`` provides it."""
+    from mvit_tasks.data.manifest import read_class_list
+
+    if args.class_names:
+        return read_class_list(args.class_names)
+    c = cfg.CLS
+    if c.CLASS_LIST:
+        path = c.CLASS_LIST if os.path.isabs(c.CLASS_LIST) else os.path.join(c.DATA_DIR,
+                                                                           c.CLASS_LIST)
+        if os.path.isfile(path):
+            return read_class_list(path)
+    try:  # TODO(issue 12 part 1): the official lists, once mvit_tasks/data/classnames lands
+        from mvit_tasks.data import classnames  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    get = getattr(classnames, "get_class_names", None)
+    return list(get(args.task)) if callable(get) and args.task != "classification" else None
+
+
+def format_result(result: Any, k: int) -> List[str]:
+    """The printed table: rank, score, name (or ``class i``)."""
+    lines = [f"{result.path}: {result.num_views} views"]
+    for rank, (i, name, score) in enumerate(result.topk(k), start=1):
+        lines.append(f"  {rank}. {score:6.3f}  {name if name is not None else f'class {i}'}")
+    return lines
+
+
+def main(argv: Sequence[str]) -> int:
+    """Print the top-k of every ``--input`` (and write ``--json``); returns 0."""
+    import torch
+
+    from mvit_tasks.data.video_io import VideoDecodeError
+    from mvit_tasks.utils.cli import UserError
+    from mvit_tasks.utils.fileio import write_json
+
+    from .predictor import ClassificationPredictor, ViewProtocol, build_model, load_task_config
+
+    args = parse_args(argv)
+    cfg_file = config_file(args.task, args.config_file)
+    cfg = load_task_config(cfg_file, args.opts, args.task, args.weights or None)
+    if args.pretrained:
+        model = pretrained_model(cfg.MODEL.VARIANT)
+    elif cfg.MODEL.WEIGHTS or args.random_weights:
+        model = build_model(cfg)
+    else:
+        raise UserError(f"demo --task {args.task}: no weights (--weights, --pretrained or "
+                        "MODEL.WEIGHTS): the classes shown would be random; pass "
+                        "--random-weights to run so")
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    views = ViewProtocol.from_cfg(cfg)
+    predictor = ClassificationPredictor(model, views, class_names(args, cfg), device)
+    print(f"[demo] {args.task}: {os.path.relpath(cfg_file)}, {views.num_clips} clips x "
+          f"{views.num_crops} crops ({views.sampling} sampling, {views.num_frames}x"
+          f"{views.sampling_rate}, {views.crop_size} px), {device}", flush=True)
+    results: List[Dict[str, Any]] = []
+    for path in args.input:
+        start = time.perf_counter()
+        try:
+            result = predictor(path)
+        except VideoDecodeError as e:  # a user's file: one line, not a traceback
+            raise UserError(str(e)) from None
+        print("\n".join(format_result(result, args.top_k)), flush=True)
+        results.append({**result.to_dict(args.top_k),
+                        "seconds": round(time.perf_counter() - start, 3)})
+    if args.json:
+        write_json(args.json, {"task": args.task, "config_file": cfg_file,
+                               "weights": "pretrained" if args.pretrained else cfg.MODEL.WEIGHTS,
+                               "views": {"clips": views.num_clips, "crops": views.num_crops,
+                                         "sampling": views.sampling,
+                                         "ensemble": views.ensemble},
+                               "results": results})
+        print(f"[demo] wrote {args.json}")
+    return 0
