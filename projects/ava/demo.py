@@ -1,17 +1,26 @@
 """AVA visualisation: person boxes and their top actions drawn on a video (mp4 + PNG keyframes).
 
-Like PySlowFast's ``tools/demo_net.py`` with precomputed boxes
-(``visualization/ava_demo_precomputed_boxes.py``): boxes come from an AVA-format CSV
-(``video_id,timestamp,x1,y1,x2,y2,action_id,score``; the action column may be empty), the
-model scores each keyframe's boxes on the clip centred there, and every frame shows the boxes
-of its nearest keyframe with the ``--top-k`` actions above ``--thresh``.
+Like PySlowFast's ``tools/demo_net.py``: person boxes come from an AVA-format CSV
+(``--boxes``, as ``visualization/ava_demo_precomputed_boxes.py``:
+``video_id,timestamp,x1,y1,x2,y2,action_id,score``; the action column may be empty) or, without
+one, from a person detector run on each keyframe (as its detectron2 predictor): the COCO
+project's detector (``--detector-config CFG --detector-weights W``, e.g. a converted detectron2
+MViTv2 checkpoint) or torchvision's Faster R-CNN (``--detector torchvision --detector-weights
+W [--detector-arch fasterrcnn_resnet50_fpn]``), person class only, kept at ``--person-thresh``
+(default ``AVA.DETECTION_SCORE_THRESH``, 0.8); nothing is downloaded. Detected boxes are saved
+as ``OUTPUT/person_boxes.csv``, which ``--boxes`` reads back. Keyframes are every
+``--keyframe-step`` seconds of the video (frame 0 = ``AVA.SEGMENT_START_SEC``; pass
+``AVA.SEGMENT_START_SEC 0`` for a video of your own).
 
-Clips are sampled as in training (:class:`projects.ava.dataset.AvaKeyframeDataset`: the
-``AVA.FPS`` time grid, nearest frame by presentation time), each read by seeking to its
-window. The output is then written in one streaming pass over the file's own frames, at their
-own times (so at the file's rate, variable rates included): a frame shows the boxes of the
-nearest keyframe within +-0.5 s of its presentation time; each keyframe's PNG is the frame
-nearest to it. Memory is bounded by a clip, not by the video.
+The model scores each keyframe's boxes on the clip centred there
+(:class:`~projects.ava.predictor.AvaPredictor`: the test protocol, each clip read by seeking
+to its window). The output is written in one streaming pass over the file's own frames at
+their own times: a frame shows the boxes of the nearest keyframe within +-0.5 s, with the
+``--top-k`` actions above ``--thresh``; each keyframe's PNG is the frame nearest to it. Memory
+is bounded by a clip, not by the video. Captions stay legible at any size: the font scales
+with the frame, lines are stacked by their measured height on a filled background, and each
+label block is shifted inside the frame and away from the others
+(:func:`mvit_tasks.utils.visualize.layout_labels`).
 
 ``--boxes`` takes detection CSVs (``ava_val_predicted_boxes.csv``, our
 ``ava_detections.csv``: 8th column a score, thresholded at ``AVA.DETECTION_SCORE_THRESH``) and
@@ -19,8 +28,8 @@ ground-truth CSVs (``ava_val_v2.2.csv``: 8th column a person id, every box kept)
 told from the file (an integer 8th column and an action id on every row: ground truth) or by
 ``--boxes-kind``.
 
-``tools/demo.py --task ava --config-file CFG --weights W --video V.mp4 --boxes B.csv
---output DIR [--labelmap LM.pbtxt] [--boxes-kind auto|detections|groundtruth] [KEY VALUE ...]``
+``tools/demo.py --task ava --config-file CFG --weights W --video V.mp4 (--boxes B.csv |
+--detector-weights D [--detector-config DCFG]) --output DIR [--labelmap LM.pbtxt] [KEY VALUE]``
 """
 from __future__ import annotations
 
@@ -32,7 +41,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 DEMO_NAME = "ava"
-Captions = Dict[int, Tuple[np.ndarray, List[str]]]  # keyframe second -> (boxes, texts)
+BOX_COLOUR = (0, 255, 0)
+Captions = Dict[int, Tuple[np.ndarray, List[List[str]]]]  # second -> (boxes, lines per box)
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -43,36 +53,64 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--random-weights", action="store_true",
                    help="run without weights on purpose (random scores; otherwise an error)")
     p.add_argument("--video", required=True, help="segment video; frame 0 = AVA.SEGMENT_START_SEC")
-    p.add_argument("--boxes", required=True,
+    p.add_argument("--boxes", default="",
                    help="AVA-format person box CSV: detections (8th column a score, kept at "
                         ">= AVA.DETECTION_SCORE_THRESH) or ground truth (8th column a person "
-                        "id, every box kept)")
+                        "id, every box kept); without it a person detector finds the boxes")
     p.add_argument("--boxes-kind", choices=("auto", "detections", "groundtruth"),
                    default="auto", help="what --boxes holds (auto: an integer 8th column with "
                                         "an action id on every row is ground truth)")
+    d = p.add_argument_group("person detector (without --boxes)")
+    d.add_argument("--detector", choices=("auto", "coco", "torchvision"), default="auto",
+                   help="coco: the COCO project's detector (--detector-config); torchvision: "
+                        "its Faster R-CNN (auto: coco with --detector-config)")
+    d.add_argument("--detector-config", default="", help="coco task config of the detector")
+    d.add_argument("--detector-weights", default="", help="detector weights file")
+    d.add_argument("--detector-arch", default="fasterrcnn_resnet50_fpn",
+                   help="torchvision builder (fasterrcnn_resnet50_fpn, ..._v2, "
+                        "fasterrcnn_mobilenet_v3_large_fpn, maskrcnn_resnet50_fpn, ...)")
+    d.add_argument("--person-thresh", type=float, default=None,
+                   help="lowest person score kept (default AVA.DETECTION_SCORE_THRESH)")
+    d.add_argument("--person-label", type=int, default=None,
+                   help="the detector's person label (default: the class named 'person')")
+    d.add_argument("--keyframe-step", type=int, default=1, help="seconds between keyframes")
     p.add_argument("--video-id", default="", help="rows of this id (default: the video's stem)")
     p.add_argument("--labelmap", default="", help="class names (default: AVA.LABEL_MAP_FILE)")
     p.add_argument("--output", required=True, help="folder for demo.mp4 and keyframe PNGs")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--thresh", type=float, default=0.3, help="lowest action score shown")
+    p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return p.parse_args(argv)
 
 
-def draw(frame: np.ndarray, boxes: np.ndarray, texts: List[str]) -> np.ndarray:
-    """Draw normalised ``boxes`` (N, 4) and one caption each on an ``H x W x 3`` uint8 frame."""
+def draw(frame: np.ndarray, boxes: np.ndarray, texts: Sequence[Sequence[str]],
+         blocks: Optional[list] = None) -> np.ndarray:
+    """A copy of ``frame`` (H x W x 3 uint8) with the normalised ``boxes`` (N, 4) and each
+    box's caption lines; ``blocks`` is their layout (computed when not given)."""
     import cv2
+
+    from mvit_tasks.utils.visualize import draw_label_blocks
 
     out = np.ascontiguousarray(frame.copy())
     h, w = out.shape[:2]
-    scale = max(0.3, min(h, w) / 600)
-    for b, text in zip(boxes, texts):
+    thick = max(1, round(min(h, w) / 400))
+    for b in boxes:
         x1, y1, x2, y2 = (int(round(v)) for v in (b[0] * w, b[1] * h, b[2] * w, b[3] * h))
-        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 0), 1)
-        for j, line in enumerate(text.split("\n")):
-            cv2.putText(out, line, (x1 + 1, max(8, y1 + int(10 * scale) * (j + 1))),
-                        cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 0), 1, cv2.LINE_AA)
-    return out
+        cv2.rectangle(out, (x1, y1), (x2, y2), BOX_COLOUR, thick)
+    if blocks is None:
+        blocks = caption_layout(boxes, texts, h, w)
+    return draw_label_blocks(out, blocks, [BOX_COLOUR] * len(blocks))
+
+
+def caption_layout(boxes: np.ndarray, texts: Sequence[Sequence[str]], height: int,
+                   width: int) -> list:
+    """Label blocks of the captions (:func:`mvit_tasks.utils.visualize.layout_labels`) for
+    normalised ``boxes`` on a ``height x width`` frame."""
+    from mvit_tasks.utils.visualize import layout_labels
+
+    px = [(b[0] * width, b[1] * height, b[2] * width, b[3] * height) for b in boxes]
+    return layout_labels(px, texts, height, width)
 
 
 def render(video: str, output: str, video_id: str, captions: Captions, start_sec: float,
@@ -82,7 +120,8 @@ def render(video: str, output: str, video_id: str, captions: Captions, start_sec
     Each decoded frame is drawn with the boxes of the nearest keyframe (``start_sec`` + its
     presentation time) when one is within ``window_sec``, and written at its own time; the
     PNG of keyframe ``s`` is the frame nearest to it (none if no frame is within
-    ``window_sec``). Holds one frame at a time. Returns the number of frames written.
+    ``window_sec``). Holds one frame at a time; each keyframe's caption layout is computed
+    once. Returns the number of frames written.
     """
     from PIL import Image
 
@@ -90,12 +129,19 @@ def render(video: str, output: str, video_id: str, captions: Captions, start_sec
 
     stamps = np.asarray(sorted(captions), dtype=np.float64)
     picker = NearestPicker(stamps - start_sec)
+    layouts: Dict[int, list] = {}
+
+    def shown(frame: np.ndarray, ts: int) -> np.ndarray:
+        boxes, texts = captions[ts]
+        if ts not in layouts:
+            layouts[ts] = caption_layout(boxes, texts, *frame.shape[:2])
+        return draw(frame, boxes, texts, layouts[ts])
 
     def save_keyframes(won) -> None:
         for k, (t, frame) in won:
             ts = int(stamps[k])
             if abs(start_sec + t - ts) <= window_sec:
-                Image.fromarray(draw(frame, *captions[ts])).save(
+                Image.fromarray(shown(frame, ts)).save(
                     os.path.join(output, f"{video_id}_{ts:04d}.png"))
 
     count = 0
@@ -104,43 +150,51 @@ def render(video: str, output: str, video_id: str, captions: Captions, start_sec
         for t, frame in iter_frames(video, thread_type=thread_type):
             sec = start_sec + t
             near = int(stamps[np.argmin(np.abs(stamps - sec))])
-            shown = draw(frame, *captions[near]) if abs(near - sec) <= window_sec else frame
-            h, w = shown.shape[:2]
-            writer.write(shown[:h - h % 2, :w - w % 2], time_sec=t)
+            image = shown(frame, near) if abs(near - sec) <= window_sec else frame
+            h, w = image.shape[:2]
+            writer.write(image[:h - h % 2, :w - w % 2], time_sec=t)
             save_keyframes(picker.push(t, frame))
             count += 1
         save_keyframes(picker.finish())
     return count
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    import torch
+def write_person_boxes(path: str, records) -> None:
+    """Detected boxes as an AVA detection CSV (empty action id, 8th column the score)."""
+    with open(path, "w") as f:
+        for r in records:
+            for (x1, y1, x2, y2), s in zip(r.boxes, r.scores):
+                f.write(f"{r.video_id},{r.timestamp:04d},{x1:.4f},{y1:.4f},{x2:.4f},{y2:.4f},,"
+                        f"{s:.6f}\n")
 
-    from mvit_tasks.config import load_config
-    from mvit_tasks.engine.defaults import add_engine_config
 
-    from .collate import ava_collate
+def build_person_detector(args: argparse.Namespace, thresh: float, device):
+    """The person detector the arguments name (see the module docstring)."""
+    from .person_detector import CocoPersonDetector, torchvision_person_detector
+
+    kind = args.detector if args.detector != "auto" else (
+        "coco" if args.detector_config else "torchvision")
+    if not args.detector_weights and not (kind == "coco" and args.detector_config):
+        raise ValueError("no --boxes and no person detector: pass --boxes B.csv, or "
+                         "--detector-weights W (torchvision Faster R-CNN) / --detector-config "
+                         "CFG --detector-weights W (the COCO project's detector)")
+    if kind == "coco":
+        if not args.detector_config:
+            raise ValueError("--detector coco needs --detector-config (a coco task config)")
+        return CocoPersonDetector.from_config(args.detector_config, args.detector_weights,
+                                              score_thresh=thresh,
+                                              person_label=args.person_label, device=device)
+    return torchvision_person_detector(args.detector_weights, args.detector_arch, thresh,
+                                       1 if args.person_label is None else args.person_label,
+                                       device)
+
+
+def read_box_records(args: argparse.Namespace, cfg, vid: str) -> list:
+    """The records of video ``vid`` in ``--boxes`` (detections thresholded, ground truth kept)."""
     from .converters.ava import read_ava_boxes
-    from .dataset import AvaKeyframeDataset
-    from .evaluation.io import read_labelmap, sniff_box_kind
-    from .task import AvaTask
+    from .evaluation.io import sniff_box_kind
 
-    args = parse_args(argv)
-    opts = list(args.opts)
-    if args.weights:  # a trained AVA checkpoint: every key must match
-        opts += ["MODEL.WEIGHTS", args.weights, "MODEL.WEIGHTS_ALLOW_MISSING", "[]",
-                 "MODEL.WEIGHTS_ALLOW_UNEXPECTED", "[]"]
-    cfg = load_config(args.config_file, opts,
-                      extra_config_fns=[add_engine_config, AvaTask.add_config])
-    if not cfg.MODEL.WEIGHTS and not args.random_weights:
-        raise SystemExit("demo --task ava: no weights (--weights or MODEL.WEIGHTS): the "
-                         "actions shown would be random; pass --random-weights to run so")
-    task = AvaTask(cfg)
-    model = task.build_model().eval()
     a = cfg.AVA
-    lm = read_labelmap(args.labelmap or task._ann(a.LABEL_MAP_FILE))
-    names = dict(zip(lm.ids, lm.names))
-    vid = args.video_id or os.path.splitext(os.path.basename(args.video))[0]
     kind = sniff_box_kind(args.boxes) if args.boxes_kind == "auto" else args.boxes_kind
     det = kind == "detections"  # ground truth: column 8 is a person id, not a score
     recs = [r for r in read_ava_boxes(args.boxes, allow_unlabelled=det,
@@ -151,24 +205,49 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not recs:
         above = f" above {a.DETECTION_SCORE_THRESH}" if det else ""
         raise SystemExit(f"{args.boxes}: no boxes of video {vid!r}{above} ({kind})")
-    threads = None if a.DECODE_THREADS == "NONE" else a.DECODE_THREADS
-    ds = AvaKeyframeDataset(recs, {vid: args.video}, "test", cfg.DATA.NUM_FRAMES,
-                            cfg.DATA.SAMPLING_RATE, cfg.MODEL.NUM_CLASSES, a.FPS,
-                            a.SEGMENT_START_SEC, test_short_side=a.TEST_SHORT_SIDE
-                            or cfg.DATA.TEST_CROP_SIZE, mean=tuple(cfg.DATA.MEAN),
-                            std=tuple(cfg.DATA.STD), decode_threads=threads)
-    captions = {}
-    with torch.no_grad():
-        for i, rec in enumerate(recs):
-            batch = ava_collate([ds[i]])
-            if not batch["num_samples"]:
-                raise SystemExit(f"cannot read {args.video}: {batch['skipped']}")
-            scores = model(batch)[0]["scores"].numpy()
-            texts = []
-            for s in scores:
-                top = [j for j in np.argsort(-s)[:args.top_k] if s[j] >= args.thresh]
-                texts.append("\n".join(f"{names.get(j + 1, j + 1)} {s[j]:.2f}" for j in top))
-            captions[rec.timestamp] = (rec.boxes, texts)
+    return recs
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    import torch
+
+    from mvit_tasks.data.video_io import VideoDecodeError
+
+    from .evaluation.io import read_labelmap
+    from .predictor import AvaPredictor, config_task, load_ava_config, top_actions
+
+    args = parse_args(argv)
+    cfg = load_ava_config(args.config_file, args.opts, args.weights)
+    if not cfg.MODEL.WEIGHTS and not args.random_weights:
+        raise SystemExit("demo --task ava: no weights (--weights or MODEL.WEIGHTS): the "
+                         "actions shown would be random; pass --random-weights to run so")
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    predictor = AvaPredictor.from_cfg(cfg, device)
+    a = cfg.AVA
+    lm = read_labelmap(args.labelmap or config_task(cfg)._ann(a.LABEL_MAP_FILE))
+    names = dict(zip(lm.ids, lm.names))
+    vid = args.video_id or os.path.splitext(os.path.basename(args.video))[0]
     os.makedirs(args.output, exist_ok=True)
-    render(args.video, args.output, vid, captions, a.SEGMENT_START_SEC, thread_type=threads)
+    if args.boxes:
+        recs = read_box_records(args, cfg, vid)
+    else:
+        thresh = a.DETECTION_SCORE_THRESH if args.person_thresh is None else args.person_thresh
+        detector = build_person_detector(args, thresh, device)
+        seconds = predictor.keyframe_seconds(args.video, args.keyframe_step)
+        recs = predictor.detect_persons(args.video, vid, detector, seconds)
+        write_person_boxes(os.path.join(args.output, "person_boxes.csv"), recs)
+        print(f"[demo] person detector: {sum(len(r.boxes) for r in recs)} persons >= "
+              f"{thresh:g} on {len(recs)} of {len(seconds)} keyframes of {vid!r} -> "
+              f"{os.path.join(args.output, 'person_boxes.csv')}")
+        if not recs:
+            raise SystemExit(f"{args.video}: no person scored >= {thresh:g} on any keyframe "
+                             "(lower --person-thresh, or give --boxes)")
+    try:
+        scores = predictor.predict(args.video, recs)
+    except VideoDecodeError as e:
+        raise SystemExit(f"cannot read {args.video}: {e.reason}") from None
+    captions = {ts: (boxes, top_actions(s, names, args.top_k, args.thresh))
+                for ts, (boxes, s) in scores.items()}
+    render(args.video, args.output, vid, captions, a.SEGMENT_START_SEC,
+           thread_type=predictor.decode_threads)
     return 0
