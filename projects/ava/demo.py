@@ -75,7 +75,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                    help="the detector's person label (default: the class named 'person')")
     d.add_argument("--keyframe-step", type=int, default=1, help="seconds between keyframes")
     p.add_argument("--video-id", default="", help="rows of this id (default: the video's stem)")
-    p.add_argument("--labelmap", default="", help="class names (default: AVA.LABEL_MAP_FILE)")
+    p.add_argument("--labelmap", default="", help="class names (default: AVA.LABEL_MAP_FILE "
+                                                  "if it exists, else the shipped AVA names)")
     p.add_argument("--output", required=True, help="folder for demo.mp4 and keyframe PNGs")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--thresh", type=float, default=0.3, help="lowest action score shown")
@@ -213,8 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from mvit_tasks.data.video_io import VideoDecodeError
 
-    from .evaluation.io import read_labelmap
-    from .predictor import AvaPredictor, config_task, load_ava_config, top_actions
+    from .predictor import AvaPredictor, action_names, load_ava_config, top_actions
 
     args = parse_args(argv)
     cfg = load_ava_config(args.config_file, args.opts, args.weights)
@@ -224,8 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     predictor = AvaPredictor.from_cfg(cfg, device)
     a = cfg.AVA
-    lm = read_labelmap(args.labelmap or config_task(cfg)._ann(a.LABEL_MAP_FILE))
-    names = dict(zip(lm.ids, lm.names))
+    names = action_names(cfg, args.labelmap)
     vid = args.video_id or os.path.splitext(os.path.basename(args.video))[0]
     os.makedirs(args.output, exist_ok=True)
     if args.boxes:

@@ -166,6 +166,25 @@ def config_task(cfg: CfgNode):
     return task
 
 
+def action_names(cfg: CfgNode, labelmap: str = "") -> Dict[int, str]:
+    """``{action id: name}``: ``labelmap``, else ``AVA.LABEL_MAP_FILE`` when that file exists,
+    else the shipped AVA list (:mod:`mvit_tasks.data.classnames` ``ava80``: the 60 evaluated
+    actions named), else ``{}`` (ids are shown)."""
+    import os
+
+    from .evaluation.io import read_labelmap
+
+    path = labelmap or config_task(cfg)._ann(cfg.AVA.LABEL_MAP_FILE)
+    if labelmap or os.path.isfile(path):
+        lm = read_labelmap(path)
+        return dict(zip(lm.ids, lm.names))
+    try:
+        from mvit_tasks.data.classnames import load_class_names
+    except ImportError:
+        return {}
+    return {i: n for i, n in enumerate(load_class_names("ava80"), start=1) if n}
+
+
 def top_actions(scores: np.ndarray, names: Dict[int, str], top_k: int = 3,
                 thresh: float = 0.3) -> List[List[str]]:
     """Per box, the ``top_k`` actions scoring >= ``thresh`` as ``"name 0.87"`` lines (action

@@ -5,20 +5,23 @@ The classification task's test protocol on any video file, frame folder or image
 spread over the whole video, averaged; one clip in memory at a time)::
 
     python tools/demo.py --task kinetics --input my_video.mp4 --weights K400_MVITv2_S.pyth
+    python tools/demo.py --task kinetics --input my_video.mp4 --pretrained
     python tools/demo.py --task ssv2 --input clip.webm --weights ssv2.pyth --json out.json
     python tools/demo.py --task imagenet --input cat.jpg --weights MViTv2_S_in1k.pyth
     python tools/demo.py --task classification --config-file CFG --weights W --input V.mp4
 
 Without ``--config-file`` a preset uses its recipe config (``kinetics``:
 ``mvitv2_s_16x4_k400.yaml``, ``ssv2``: ``mvitv2_s_16x4_ssv2.yaml``, ``imagenet``:
-``mvitv2_s_in1k.yaml``). Class names come from ``--class-names FILE`` (one per line), else the
-config's ``CLS.CLASS_LIST`` when that file exists; otherwise classes print as ``class i``.
-Trailing ``KEY VALUE`` pairs override the config (e.g. ``CLS.NUM_ENSEMBLE_VIEWS 10``).
+``mvitv2_s_in1k.yaml``). ``--pretrained [TAG]`` loads the official weights of the config's
+``MODEL.VARIANT`` (``MODEL.WEIGHTS zoo:<variant>.<tag>``, tag ``k400`` / ``ssv2`` / ``in1k``
+by preset). Class names come from ``--class-names FILE`` (one per line), else the config's
+``CLS.CLASS_LIST`` when that file exists, else the shipped list of the preset's dataset
+(Kinetics-400/600/700, SSv2, ImageNet-1K, by class count); otherwise classes print as ``class
+i``. Trailing ``KEY VALUE`` pairs override the config (e.g. ``CLS.NUM_ENSEMBLE_VIEWS 10``).
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -28,6 +31,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIGS = os.path.join(ROOT, "projects", "video_classification", "configs")
 DEFAULT_CONFIGS = {"kinetics": "mvitv2_s_16x4_k400.yaml", "ssv2": "mvitv2_s_16x4_ssv2.yaml",
                    "imagenet": "mvitv2_s_in1k.yaml"}
+PRESET_TAGS = {"kinetics": "k400", "ssv2": "ssv2", "imagenet": "in1k"}  # official weights tags
+OFFICIAL_LISTS = {("kinetics", 400): "kinetics400", ("kinetics", 600): "kinetics600",
+                  ("kinetics", 700): "kinetics700", ("ssv2", 174): "ssv2",
+                  ("imagenet", 1000): "imagenet1k"}  # (preset, classes) -> shipped name list
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -41,8 +48,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     w = p.add_mutually_exclusive_group()
     w.add_argument("--weights", default="", help="checkpoint (any supported format; default: "
                                                  "MODEL.WEIGHTS), loaded strictly")
-    w.add_argument("--pretrained", action="store_true",
-                   help="the official weights of the config's MODEL.VARIANT")
+    w.add_argument("--pretrained", nargs="?", const="", default=None, metavar="TAG",
+                   help="the official weights of the config's MODEL.VARIANT (tag default: "
+                        "k400 / ssv2 / in1k by preset), fetched once and converted")
     w.add_argument("--random-weights", action="store_true",
                    help="run without weights on purpose (random classes; otherwise an error)")
     p.add_argument("--class-names", default="", help="class list, one name per line")
@@ -63,25 +71,28 @@ def config_file(task: str, given: str) -> str:
     return os.path.join(CONFIGS, DEFAULT_CONFIGS[task])
 
 
-def pretrained_model(variant: str) -> Any:
-    """``create_model(variant, pretrained=True)``: the official weights (downloaded once).
+def pretrained_weights(task: str, variant: str, tag: str) -> str:
+    """The ``zoo:<variant>.<tag>`` spec of the official weights (``tag`` default: the preset's
+    dataset, ``k400`` / ``ssv2`` / ``in1k``), which ``MODEL.WEIGHTS`` fetches and converts.
 
-    TODO(issue 12 part 1): ``pretrained=`` lands with ``mvit_tasks.hub``; until then this
-    says so and points at ``--weights``."""
-    import mvit_tasks
-
+    TODO(issue 12 part 1): zoo specs come with ``mvit_tasks.hub``; without it this says so
+    and points at ``--weights``."""
+    try:
+        from mvit_tasks.hub.zoo import ZOO_PREFIX
+    except ImportError:
+        raise ValueError("--pretrained: official weights cannot be fetched by this version "
+                         "(no mvit_tasks.hub); download the checkpoint and pass --weights "
+                         "FILE") from None
     if not variant:
         raise ValueError("--pretrained needs a config with MODEL.VARIANT (a registered model)")
-    if "pretrained" not in inspect.signature(mvit_tasks.create_model).parameters:
-        raise ValueError("--pretrained: official weights cannot be fetched by this version "
-                         "(mvit_tasks.create_model has no pretrained=); download the "
-                         "checkpoint and pass --weights FILE")
-    return mvit_tasks.create_model(variant, pretrained=True)
+    tag = tag or PRESET_TAGS.get(task, "")
+    return f"{ZOO_PREFIX}{variant}" + (f".{tag}" if tag else "")
 
 
 def class_names(args: argparse.Namespace, cfg: Any) -> Optional[List[str]]:
     """``--class-names``, else the config's ``CLS.CLASS_LIST`` if the file exists, else the
-    official list of the preset's dataset once ``mvit_tasks.data.classnames`` provides it."""
+    official list of the preset's dataset (:mod:`mvit_tasks.data.classnames`, by class count:
+    Kinetics-400/600/700, SSv2, ImageNet-1K), else ``None`` (printed as ``class i``)."""
     from mvit_tasks.data.manifest import read_class_list
 
     if args.class_names:
@@ -92,12 +103,12 @@ def class_names(args: argparse.Namespace, cfg: Any) -> Optional[List[str]]:
                                                                            c.CLASS_LIST)
         if os.path.isfile(path):
             return read_class_list(path)
-    try:  # TODO(issue 12 part 1): the official lists, once mvit_tasks/data/classnames lands
-        from mvit_tasks.data import classnames  # type: ignore[attr-defined]
-    except ImportError:
+    official = OFFICIAL_LISTS.get((args.task, cfg.MODEL.NUM_CLASSES))
+    try:
+        from mvit_tasks.data.classnames import load_class_names
+    except ImportError:  # an install without the shipped lists
         return None
-    get = getattr(classnames, "get_class_names", None)
-    return list(get(args.task)) if callable(get) and args.task != "classification" else None
+    return load_class_names(official) if official else None
 
 
 def format_result(result: Any, k: int) -> List[str]:
@@ -120,15 +131,16 @@ def main(argv: Sequence[str]) -> int:
 
     args = parse_args(argv)
     cfg_file = config_file(args.task, args.config_file)
-    cfg = load_task_config(cfg_file, args.opts, args.task, args.weights or None)
-    if args.pretrained:
-        model = pretrained_model(cfg.MODEL.VARIANT)
-    elif cfg.MODEL.WEIGHTS or args.random_weights:
-        model = build_model(cfg)
-    else:
+    weights = args.weights or None
+    if args.pretrained is not None:
+        variant = load_task_config(cfg_file, args.opts, args.task).MODEL.VARIANT
+        weights = pretrained_weights(args.task, variant, args.pretrained)
+    cfg = load_task_config(cfg_file, args.opts, args.task, weights)
+    if not cfg.MODEL.WEIGHTS and not args.random_weights:
         raise UserError(f"demo --task {args.task}: no weights (--weights, --pretrained or "
                         "MODEL.WEIGHTS): the classes shown would be random; pass "
                         "--random-weights to run so")
+    model = build_model(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     views = ViewProtocol.from_cfg(cfg)
     predictor = ClassificationPredictor(model, views, class_names(args, cfg), device)
@@ -147,7 +159,7 @@ def main(argv: Sequence[str]) -> int:
                         "seconds": round(time.perf_counter() - start, 3)})
     if args.json:
         write_json(args.json, {"task": args.task, "config_file": cfg_file,
-                               "weights": "pretrained" if args.pretrained else cfg.MODEL.WEIGHTS,
+                               "weights": cfg.MODEL.WEIGHTS,
                                "views": {"clips": views.num_clips, "crops": views.num_crops,
                                          "sampling": views.sampling,
                                          "ensemble": views.ensemble},

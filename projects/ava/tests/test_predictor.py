@@ -163,3 +163,17 @@ def test_captions_are_inside_the_frame_and_apart(h, w):
         assert p[2] <= q[0] or q[2] <= p[0] or p[3] <= q[1] or q[3] <= p[1]
     if h >= 1080:
         assert all(b.lines == tuple(t) for b, t in zip(blocks, texts))  # nothing cut
+
+
+def test_action_names_from_the_labelmap_or_the_shipped_list(tmp_path):
+    import importlib.util
+
+    from projects.ava.predictor import action_names
+
+    cfg = load_ava_config(CONFIG, ["AVA.DATA_DIR", str(tmp_path), *OWN_VIDEO])
+    assert action_names(cfg, _labelmap(tmp_path))[4] == "action number 4"
+    shipped = action_names(cfg)  # no AVA.LABEL_MAP_FILE under AVA.DATA_DIR
+    if importlib.util.find_spec("mvit_tasks.data.classnames") is None:
+        assert shipped == {}
+    else:
+        assert len(shipped) == 60 and shipped[12] == "stand"

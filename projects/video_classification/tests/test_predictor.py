@@ -3,8 +3,8 @@ the task's own test views (clips x crops over the whole video), one clip decoded
 top-5 with names, ``--json``; on generated mp4s / PNGs with tiny saved models."""
 from __future__ import annotations
 
+import argparse
 import importlib.util
-import inspect
 import json
 import os
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-import mvit_tasks
 from mvit_tasks.data.video_io import write_video
 from projects.video_classification import dataset as dataset_module
 from projects.video_classification.predictor import (
@@ -180,7 +179,7 @@ def test_demo_refuses_random_weights_and_says_what_pretrained_needs(tmp_path):
               "CLS.DEMO_DATA", "False"])
     with pytest.raises(ValueError, match="needs --config-file"):
         main(["--task", "classification", "--input", video, "--random-weights"])
-    if "pretrained" not in inspect.signature(mvit_tasks.create_model).parameters:
+    if importlib.util.find_spec("mvit_tasks.hub") is None:
         with pytest.raises(ValueError, match="--pretrained: .*--weights FILE"):
             main(["--task", "kinetics", "--input", video, "--pretrained"])
     with pytest.raises(UserError, match="cannot decode video"):
@@ -188,3 +187,34 @@ def test_demo_refuses_random_weights_and_says_what_pretrained_needs(tmp_path):
         bad.write_bytes(b"not a video")
         main(["--task", "classification", "--config-file", DEMO, "--input", str(bad),
               "--random-weights", "CLS.DEMO_DATA", "False"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mvit_tasks.hub") is None,
+                    reason="official weights (mvit_tasks.hub) not in this version")
+def test_pretrained_names_the_presets_official_weights():
+    from projects.video_classification.demo import pretrained_weights
+
+    assert pretrained_weights("kinetics", "mvitv2_s_16x4", "") == "zoo:mvitv2_s_16x4.k400"
+    assert pretrained_weights("ssv2", "mvitv2_s_16x4", "") == "zoo:mvitv2_s_16x4.ssv2"
+    assert pretrained_weights("classification", "mvitv2_t", "in1k") == "zoo:mvitv2_t.in1k"
+    with pytest.raises(ValueError, match="MODEL.VARIANT"):
+        pretrained_weights("kinetics", "", "")
+
+
+def test_class_names_come_from_the_file_the_config_or_the_shipped_lists(tmp_path):
+    from projects.video_classification.demo import class_names
+
+    def names(task, classes, class_file="", data_dir=str(tmp_path)):
+        cfg = load_task_config(DEMO, ["MODEL.NUM_CLASSES", str(classes), "CLS.DATA_DIR",
+                                      data_dir, "CLS.DEMO_DATA", "False"], task)
+        return class_names(argparse.Namespace(class_names=class_file, task=task), cfg)
+
+    assert names("kinetics", 7) is None  # no labels.txt in CLS.DATA_DIR, no list of 7 classes
+    (tmp_path / "labels.txt").write_text("".join(f"c{i}\n" for i in range(7)))
+    assert names("kinetics", 7)[6] == "c6"
+    (tmp_path / "mine.txt").write_text("a\nb\n")
+    assert names("kinetics", 2, str(tmp_path / "mine.txt")) == ["a", "b"]
+    if importlib.util.find_spec("mvit_tasks.data.classnames") is not None:
+        k400 = names("kinetics", 400, data_dir=str(tmp_path / "none"))
+        assert len(k400) == 400 and k400[0] == "abseiling"
+        assert names("classification", 400, data_dir=str(tmp_path / "none")) is None
