@@ -6,8 +6,12 @@ shows the traceback instead. Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import os
+import re
 import sys
-from typing import Any, Callable, Sequence, Tuple, Type
+from typing import Any, Callable, List, Sequence, Tuple, Type
+
+CONFIG_KEY = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")  # the KEY of a KEY VALUE override
 
 
 class UserError(Exception):
@@ -40,3 +44,13 @@ def run_cli(main: Callable[..., Any], argv: Sequence[str] = ()) -> int:
         print(f"error: {message}\n(add --debug for the traceback)", file=sys.stderr)
         return 2
     return out if isinstance(out, int) else 0
+
+
+def split_trailing_overrides(values: Sequence[str],
+                             opts: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """``(values, opts)`` with the ``KEY VALUE`` overrides that a ``nargs="+"`` option swallowed
+    (``--input a.mp4 DATA.NUM_FRAMES 8``) moved to ``opts``: they start at the first value
+    that is a config key (``A.B``, capitals) and no existing file."""
+    cut = next((i for i, v in enumerate(values) if CONFIG_KEY.match(v) and not os.path.exists(v)),
+               len(values))
+    return list(values[:cut]), [*values[cut:], *opts]

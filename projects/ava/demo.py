@@ -221,6 +221,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not cfg.MODEL.WEIGHTS and not args.random_weights:
         raise SystemExit("demo --task ava: no weights (--weights or MODEL.WEIGHTS): the "
                          "actions shown would be random; pass --random-weights to run so")
+    for path in (args.video, args.boxes, args.detector_weights):
+        if path and not os.path.isfile(path):  # before building the models
+            raise FileNotFoundError(f"file not found: {path}")
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     predictor = AvaPredictor.from_cfg(cfg, device)
     a = cfg.AVA

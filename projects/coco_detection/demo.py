@@ -28,6 +28,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
+from mvit_tasks.utils.cli import split_trailing_overrides
+
 DEMO_NAME = "coco"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 logger = logging.getLogger(__name__)
@@ -45,7 +47,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--confidence-threshold", type=float, default=0.5)
     p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return p.parse_args(list(argv))
+    args = p.parse_args(list(argv))
+    args.input, args.opts = split_trailing_overrides(args.input, args.opts)  # a.mp4 KEY VALUE
+    if not args.input:
+        p.error("--input: no input before the KEY VALUE overrides")
+    return args
 
 
 def draw_detections(image: np.ndarray, det: Dict[str, torch.Tensor], names: Sequence[str],
@@ -157,9 +163,9 @@ def main(argv: Sequence[str]) -> int:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    paths = expand_inputs(args.input)  # before building the model
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     predictor = CocoPredictor.from_config(args.config_file, args.weights, args.opts, device)
-    paths = expand_inputs(args.input)
     for path in paths:
         out_path = output_path(path, args.output, len(paths) == 1)
         try:

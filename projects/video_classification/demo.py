@@ -26,6 +26,8 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from mvit_tasks.utils.cli import split_trailing_overrides
+
 DEMO_NAMES = ("classification", "kinetics", "ssv2", "imagenet")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(ROOT, "projects", "video_classification", "configs")
@@ -58,7 +60,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--json", default="", help="write the results to this JSON file")
     p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return p.parse_args(list(argv))
+    args = p.parse_args(list(argv))
+    args.input, args.opts = split_trailing_overrides(args.input, args.opts)  # a.mp4 KEY VALUE
+    if not args.input:
+        p.error("--input: no input before the KEY VALUE overrides")
+    return args
 
 
 def config_file(task: str, given: str) -> str:
@@ -130,6 +136,9 @@ def main(argv: Sequence[str]) -> int:
     from .predictor import ClassificationPredictor, ViewProtocol, build_model, load_task_config
 
     args = parse_args(argv)
+    missing = [p for p in args.input if not os.path.exists(p)]
+    if missing:  # before building the model
+        raise FileNotFoundError(f"input not found: {missing[0]}")
     cfg_file = config_file(args.task, args.config_file)
     weights = args.weights or None
     if args.pretrained is not None:

@@ -55,4 +55,14 @@ def test_task_is_found_anywhere_and_presets_reach_the_classification_demo(monkey
     monkeypatch.setattr(demos["ssv2"], "main", lambda argv: seen.append(argv) or 0)
     monkeypatch.setattr(tool, "project_demos", lambda: demos)
     assert tool.main(["--input", "v.mp4", "--task", "ssv2", "--debug"]) == 0
-    assert seen == [["--task", "ssv2", "--input", "v.mp4"]]  # told which preset; --debug is run_cli's
+    assert seen == [["--task", "ssv2", "--input", "v.mp4"]]  # the preset named; --debug: run_cli
+
+
+def test_overrides_after_a_list_of_inputs_are_overrides(tmp_path):
+    from mvit_tasks.utils.cli import split_trailing_overrides
+
+    (tmp_path / "A.B").write_text("")  # a file named like a key stays an input
+    inputs = ["v.mp4", str(tmp_path / "A.B"), "DATA.NUM_FRAMES", "8", "CLS.X", "1"]
+    assert split_trailing_overrides(inputs, ["K.V", "2"]) == (
+        ["v.mp4", str(tmp_path / "A.B")], ["DATA.NUM_FRAMES", "8", "CLS.X", "1", "K.V", "2"])
+    assert split_trailing_overrides(["a.png", "b.png"], []) == (["a.png", "b.png"], [])

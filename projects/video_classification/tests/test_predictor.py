@@ -33,6 +33,13 @@ TINY_IMAGE = ["MODEL.VARIANT", "mvitv2_t", "MODEL.NUM_CLASSES", "3", "MODEL.MVIT
               "DATA.TEST_CROP_SIZE", "32", "CLS.TEST_SHORT_SIDE", "36"]
 
 
+def _importable(module: str) -> bool:  # the shipped class lists / zoo weights may be absent
+    try:
+        return importlib.import_module(module) is not None
+    except ImportError:
+        return False
+
+
 def _video(path, frames: int = 90, h: int = 40, w: int = 56, fps: int = 15) -> str:
     rng = np.random.default_rng(3)
     write_video(str(path), rng.integers(0, 256, (frames, h, w, 3), dtype=np.uint8), fps=fps,
@@ -179,7 +186,7 @@ def test_demo_refuses_random_weights_and_says_what_pretrained_needs(tmp_path):
               "CLS.DEMO_DATA", "False"])
     with pytest.raises(ValueError, match="needs --config-file"):
         main(["--task", "classification", "--input", video, "--random-weights"])
-    if importlib.util.find_spec("mvit_tasks.hub") is None:
+    if not _importable("mvit_tasks.hub"):
         with pytest.raises(ValueError, match="--pretrained: .*--weights FILE"):
             main(["--task", "kinetics", "--input", video, "--pretrained"])
     with pytest.raises(UserError, match="cannot decode video"):
@@ -189,7 +196,7 @@ def test_demo_refuses_random_weights_and_says_what_pretrained_needs(tmp_path):
               "--random-weights", "CLS.DEMO_DATA", "False"])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mvit_tasks.hub") is None,
+@pytest.mark.skipif(not _importable("mvit_tasks.hub"),
                     reason="official weights (mvit_tasks.hub) not in this version")
 def test_pretrained_names_the_presets_official_weights():
     from projects.video_classification.demo import pretrained_weights
@@ -214,7 +221,15 @@ def test_class_names_come_from_the_file_the_config_or_the_shipped_lists(tmp_path
     assert names("kinetics", 7)[6] == "c6"
     (tmp_path / "mine.txt").write_text("a\nb\n")
     assert names("kinetics", 2, str(tmp_path / "mine.txt")) == ["a", "b"]
-    if importlib.util.find_spec("mvit_tasks.data.classnames") is not None:
+    if _importable("mvit_tasks.data.classnames"):
         k400 = names("kinetics", 400, data_dir=str(tmp_path / "none"))
         assert len(k400) == 400 and k400[0] == "abseiling"
         assert names("classification", 400, data_dir=str(tmp_path / "none")) is None
+
+
+def test_demo_names_a_missing_input_before_building_the_model(tmp_path, monkeypatch):
+    from projects.video_classification import demo
+
+    monkeypatch.setattr(demo, "config_file", lambda *a: pytest.fail("config read first"))
+    with pytest.raises(FileNotFoundError, match="input not found: .*nope.mp4"):
+        demo.main(["--task", "kinetics", "--input", str(tmp_path / "nope.mp4")])
