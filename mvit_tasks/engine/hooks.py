@@ -16,12 +16,14 @@ between is finished by ``--resume`` (the pending hooks are called again).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
 import os
+import statistics
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import torch
 
@@ -32,7 +34,8 @@ from mvit_tasks.utils.fileio import atomic_write_text, dumps_json
 
 from .ema import ModelEMA
 from .evaluation import TooManyFailuresError
-from .events import JSONLWriter, TensorBoardWriter, plot_metrics
+from .events import (ITERATIONS_FILE, SMOOTHING_WINDOW, JSONLWriter, TensorBoardWriter,
+                     plot_metrics, read_iterations)
 from .lr_scheduler import LRScheduler
 from .progress import ProgressBar
 
@@ -75,22 +78,38 @@ class EMAUpdate(HookBase):
 
 
 class MetricsWriter(HookBase):
-    """``metrics.jsonl`` + TensorBoard + the progress line (main process).
+    """``metrics.jsonl`` + ``iterations.jsonl`` + TensorBoard + the progress line (main
+    process).
 
     Logs ``{"iteration", "epoch", "lr", "loss", <loss terms>, "time_per_iter"}`` every
     ``log_period`` steps (and at the last one), ``{"iteration", "epoch", "skipped_total"}`` at
-    each epoch end, and whatever ``trainer.log`` receives. Checkpoints record how many records
-    the file holds; on resume the later ones are dropped, and a new run starts a new file.
+    each epoch end, and whatever ``trainer.log`` receives. As detectron2's ``metrics.json``,
+    ``loss`` and the loss terms are the medians of the last ``window`` iterations' values
+    (``SmoothedValue``; 6 significant digits), ``lr`` is the step's. ``iterations.jsonl``
+    keeps every iteration's values compactly, one line per log period (and epoch end):
+    ``{"iteration": last, "start": first, "lr": [...], "loss": [...], <term>: [...]}``
+    (null where a step had no loss), for the plots of :mod:`.events`.
+
+    Checkpoints record how many records ``metrics.jsonl`` holds (and the values not yet in
+    ``iterations.jsonl``); on resume the later ones are dropped (``iterations.jsonl``: the
+    lines after the checkpoint's iteration) and the window is rebuilt from the files, so a
+    resumed run writes what an uninterrupted one does; a new run starts new files.
     """
 
-    def __init__(self, output_dir: str, log_period: int, tensorboard: bool = True) -> None:
+    def __init__(self, output_dir: str, log_period: int, tensorboard: bool = True,
+                 window: int = SMOOTHING_WINDOW) -> None:
         self.path = os.path.join(output_dir, "metrics.jsonl")
+        self.iter_path = os.path.join(output_dir, ITERATIONS_FILE)
         self.tb_dir = os.path.join(output_dir, "tensorboard") if tensorboard else None
         self.log_period = max(1, log_period)
+        self.window = max(1, window)
         self.jsonl: Optional[JSONLWriter] = None
+        self.iters: Optional[JSONLWriter] = None
         self.tb: Optional[TensorBoardWriter] = None
         self.progress: Optional[ProgressBar] = None
         self._resume_records: Optional[int] = None
+        self._pending: List[Tuple[int, Dict[str, float]]] = []  # (iteration, values) unwritten
+        self._recent: Dict[str, Deque[float]] = {}  # the window of each loss
         self._t_last = 0.0
 
     def before_train(self, trainer: Any) -> None:
@@ -106,6 +125,13 @@ class MetricsWriter(HookBase):
             self.jsonl.truncate_after(it)
         elif self.jsonl.truncate_to(0):
             logger.info("a new run: %s of an earlier one started afresh", self.path)
+        self.iters = JSONLWriter(self.iter_path)
+        if it:
+            self.iters.truncate_after(it)
+        else:
+            self.iters.truncate_to(0)
+            self._pending = []
+        self._rebuild_window()
         if self.tb_dir is not None:
             # purge_step hides events an interrupted run logged after its last checkpoint
             self.tb = TensorBoardWriter(self.tb_dir, purge_step=it + 1 if it else None)
@@ -114,6 +140,23 @@ class MetricsWriter(HookBase):
                                     log_period=self.log_period)
         self._t_last = time.time()
 
+    def _rebuild_window(self) -> None:
+        """The last ``window`` values of each loss, from ``iterations.jsonl`` and the values
+        not yet written (a resumed run continues the medians of the interrupted one)."""
+        self._recent = {}
+        series = read_iterations(self.iter_path) if self.iters and self.iters.num_records else {}
+        for key, (_, ys) in series.items():
+            if key != "lr":
+                self._recent[key] = collections.deque(ys[-self.window:], maxlen=self.window)
+        for _, values in self._pending:
+            self._push(values)
+
+    def _push(self, values: Dict[str, float]) -> None:
+        for key, v in values.items():
+            if key != "lr":
+                self._recent.setdefault(
+                    key, collections.deque(maxlen=self.window)).append(v)
+
     def after_step(self, trainer: Any) -> None:
         if self.progress is None:
             return
@@ -121,13 +164,31 @@ class MetricsWriter(HookBase):
         losses = trainer.last_step.losses
         lr = trainer.optimizer.param_groups[0]["lr"]
         self.progress.update(it, epoch=trainer.epoch, **losses, lr=lr)
+        values = {"lr": lr}
+        if losses:  # a step whose samples were all unreadable here has none
+            values.update(loss=sum(losses.values()), **losses)
+        values = {k: float(f"{float(v):.6g}") for k, v in values.items()}
+        self._pending.append((it, values))
+        self._push(values)
         if it % self.log_period == 0 or it == trainer.max_iter:
+            self._write_iterations()
+            smoothed = {k: statistics.median(self._recent[k]) if self._recent.get(k) else 0.0
+                        for k in ["loss", *losses]}
             trainer.log({"iteration": it, "epoch": trainer.epoch_float(), "lr": lr,
-                         "loss": sum(losses.values()), **losses,
-                         "time_per_iter": now - self._t_last})
+                         **smoothed, "time_per_iter": now - self._t_last})
         self._t_last = now
 
+    def _write_iterations(self) -> None:
+        """One ``iterations.jsonl`` line with the values of the steps not written yet."""
+        if not self._pending or self.iters is None:
+            return
+        keys = list(dict.fromkeys(k for _, values in self._pending for k in values))
+        self.iters.write({"iteration": self._pending[-1][0], "start": self._pending[0][0],
+                          **{k: [values.get(k) for _, values in self._pending] for k in keys}})
+        self._pending = []
+
     def after_epoch(self, trainer: Any) -> None:
+        self._write_iterations()
         trainer.log({"iteration": trainer.iteration, "epoch": float(trainer.epoch),
                      "skipped_total": trainer.num_skipped})
 
@@ -138,16 +199,22 @@ class MetricsWriter(HookBase):
             self.tb.write(record)
 
     def close(self) -> None:
-        for w in (self.progress, self.tb, self.jsonl):
+        for w in (self.progress, self.tb, self.jsonl, self.iters):
             if w is not None:
                 w.close()
-        self.progress = self.tb = self.jsonl = None
+        self.progress = self.tb = self.jsonl = self.iters = None
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"records": self.jsonl.num_records} if self.jsonl is not None else {}
+        if self.jsonl is None:
+            return {}
+        state: Dict[str, Any] = {"records": self.jsonl.num_records}
+        if self._pending:  # a checkpoint inside a log period
+            state["iterations_pending"] = [[it, dict(v)] for it, v in self._pending]
+        return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self._resume_records = state.get("records")
+        self._pending = [(int(it), dict(v)) for it, v in state.get("iterations_pending", [])]
 
 
 class Evaluation(HookBase):
@@ -193,9 +260,16 @@ class Evaluation(HookBase):
 
 
 class Plots(HookBase):
-    """PNG plots of ``metrics.jsonl`` in ``plots/`` after each epoch and at the end."""
+    """PNG plots of ``metrics.jsonl`` in ``plots/`` and ``report.html`` (see
+    :mod:`.report`) after each epoch and at the end (main process).
+
+    The report is written last when the trainer closes its writers (``Trainer.train`` does,
+    after every hook's ``after_train``, so it shows ``final_report.json``): the hook joins
+    ``trainer.writers`` for that (its ``write`` ignores the records).
+    """
 
     def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
         self.jsonl = os.path.join(output_dir, "metrics.jsonl")
         self.out = os.path.join(output_dir, "plots")
 
@@ -203,11 +277,34 @@ class Plots(HookBase):
         if comm.is_main_process() and os.path.isfile(self.jsonl):
             plot_metrics(self.jsonl, self.out)
 
+    def _report(self) -> None:
+        if not comm.is_main_process():
+            return
+        from .report import write_report
+
+        try:
+            write_report(self.output_dir)
+        except Exception as e:  # noqa: BLE001 - a report must not end a training run
+            logger.warning("could not write %s: %s: %s",
+                           os.path.join(self.output_dir, "report.html"), type(e).__name__, e)
+
+    def before_train(self, trainer: Any) -> None:
+        if self not in trainer.writers:
+            trainer.writers.append(self)
+
     def after_epoch(self, trainer: Any) -> None:
         self._plot()
+        self._report()
 
     def after_train(self, trainer: Any) -> None:
         self._plot()
+
+    def write(self, record: Dict[str, Any]) -> None:
+        """Records are read back from ``metrics.jsonl``; nothing to do here."""
+
+    def close(self) -> None:
+        """The final ``report.html`` (after the final report, also of an interrupted run)."""
+        self._report()
 
 
 class Checkpoints(HookBase):
