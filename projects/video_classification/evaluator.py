@@ -151,7 +151,7 @@ def write_classification_reports(output_dir: str, videos: VideoPredictions, num_
     """``per_class_accuracy.json`` and ``confusion_matrix.png`` in ``output_dir``; their paths.
 
     The JSON maps class name -> ``{"accuracy": percent or null, "count": labelled videos}``;
-    the PNG shows the row-normalised confusion matrix (no tick labels beyond 50 classes).
+    the PNG shows the row-normalised confusion matrix (:func:`confusion_figure`).
     """
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
     os.makedirs(output_dir, exist_ok=True)
@@ -168,32 +168,57 @@ def write_classification_reports(output_dir: str, videos: VideoPredictions, num_
     return [json_path, png_path]
 
 
-def _plot_confusion(cm: np.ndarray, names: Sequence[str], path: str) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, no pyplot state
-    from matplotlib.figure import Figure
+ANNOTATE_MAX_CLASSES = 30  # up to this many classes the cells show their percentages
+
+
+def confusion_figure(cm: np.ndarray, names: Sequence[str]) -> Any:
+    """The row-normalised confusion matrix ``cm`` (K x K counts, rows = ground truth) as a
+    figure: up to :data:`ANNOTATE_MAX_CLASSES` classes each cell shows its percentage of the
+    row (blank for no video, ``<1`` below 1 %) and each row label its video count; tick labels
+    up to 50 classes; always a colour bar."""
+    from mvit_tasks.engine.events import new_figure
 
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
     k = cm.shape[0]
-    side = float(min(max(4.0, 0.3 * k + 2.0), 20.0))
-    fig = Figure(figsize=(side + 1.0, side))
-    FigureCanvasAgg(fig)
+    side = float(min(max(4.5, 0.35 * k + 2.5), 20.0))
+    fig = new_figure(side + 1.2, side)
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(norm, vmin=0.0, vmax=1.0, cmap="Blues", interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("fraction of the ground-truth class", fontsize=8)
+    annotate = k <= ANNOTATE_MAX_CLASSES
+    if annotate:
+        size = 9 if k <= 10 else 8 if k <= 20 else 6.5
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j] == 0:
+                    continue
+                pct = 100.0 * norm[i, j]
+                ax.text(j, i, f"{pct:.0f}" if pct >= 1 else "<1", ha="center", va="center",
+                        fontsize=size, color="white" if norm[i, j] > 0.5 else "black")
     if k <= 50:
         ax.set_xticks(range(k))
         ax.set_yticks(range(k))
         ax.set_xticklabels(names, rotation=90, fontsize=7)
-        ax.set_yticklabels(names, fontsize=7)
+        ylabels = [f"{n} ({int(c)})" for n, c in zip(names, rows[:, 0])] if annotate else names
+        ax.set_yticklabels(ylabels, fontsize=7)
     else:
         ax.set_xticks([])
         ax.set_yticks([])
     ax.set_xlabel("predicted")
-    ax.set_ylabel("ground truth")
-    ax.set_title("confusion matrix (rows normalised)")
+    ax.set_ylabel("ground truth (videos)" if annotate else "ground truth")
+    ax.set_title(f"confusion matrix: % of each ground-truth class ({int(cm.sum())} videos)"
+                 if annotate else f"confusion matrix, rows normalised ({int(cm.sum())} videos)",
+                 fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return fig
+
+
+def _plot_confusion(cm: np.ndarray, names: Sequence[str], path: str) -> None:
+    from mvit_tasks.engine.events import save_figure
+
+    save_figure(confusion_figure(cm, names), path)
 
 
 # --------------------------------------------------------------------------- evaluator
