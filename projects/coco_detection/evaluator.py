@@ -274,9 +274,11 @@ class CocoEvaluator(DatasetEvaluator):
         results = gather_list(self._results)
         self._gathered = (results, sorted(set(image_ids)))
         if not image_ids:
-            return {t: {m: float("nan") for m in METRICS} for t in self.iou_types}
-        return evaluate_coco(self.gt, results, self.iou_types, img_ids=sorted(set(image_ids)),
-                             backend=self.backend)
+            self._metrics = {t: {m: float("nan") for m in METRICS} for t in self.iou_types}
+        else:
+            self._metrics = evaluate_coco(self.gt, results, self.iou_types,
+                                          img_ids=sorted(set(image_ids)), backend=self.backend)
+        return self._metrics
 
 
     def write_reports(self, output_dir: str) -> List[str]:
@@ -293,6 +295,27 @@ class CocoEvaluator(DatasetEvaluator):
         paths = [os.path.join(output_dir, RESULTS_FILE), os.path.join(output_dir, IMAGE_IDS_FILE)]
         write_coco_results(paths[0], results)
         atomic_write_text(paths[1], json.dumps(image_ids))
+        self._write_per_category_charts(output_dir)
+        return paths
+
+    def _write_per_category_charts(self, output_dir: str) -> List[str]:
+        """``coco_per_category_ap_<iou type>.png``: the ``AP-<category>`` of the last
+        :meth:`evaluate`, sorted; their paths (not in ``write_reports``' list, which names
+        the files ``tools/eval_coco.py`` reads)."""
+        import os
+
+        from mvit_tasks.engine.events import per_class_figure, save_figure
+
+        paths = []
+        for iou_type, metrics in getattr(self, "_metrics", {}).items():
+            ap = {k[3:]: v for k, v in metrics.items() if k.startswith("AP-")}
+            if not ap:
+                continue
+            mean = metrics.get("AP", float("nan"))
+            shown = "n/a" if math.isnan(mean) else f"{mean:.2f}"
+            title = f"COCO {iou_type} AP per category (AP {shown}, IoU 0.50:0.95)"
+            paths.append(save_figure(per_class_figure(ap, title), os.path.join(
+                output_dir, f"coco_per_category_ap_{iou_type}.png")))
         return paths
 
 

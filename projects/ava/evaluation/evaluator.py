@@ -143,7 +143,11 @@ class AvaEvaluator(DatasetEvaluator):
 
     def write_reports(self, output_dir: str) -> List[str]:
         """``ava_detections.csv`` (AVA format) and ``ava_frame_map.json`` (``tools/eval_ava.py``'s
-        JSON) in ``output_dir``; returns their paths."""
+        JSON) in ``output_dir``; returns their paths. Also draws ``ava_per_class_ap.png``
+        (frame-AP of each label-map class, sorted, with its ground-truth box count; not in
+        the returned list, which names the files ``tools/eval_ava.py`` reproduces)."""
+        from mvit_tasks.engine.events import per_class_figure, save_figure
+
         result, t = self.result, self._table
         assert t is not None
         lines = format_detection_rows(t, self.box_decimals, self.score_decimals)
@@ -151,4 +155,10 @@ class AvaEvaluator(DatasetEvaluator):
         json_path = os.path.join(output_dir, "ava_frame_map.json")
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump(result.to_json_dict(), f, indent=1)
+        ap = {f"{name} ({int(n)} GT)": None if a is None else 100.0 * a for (name, a), n
+              in zip(result.per_class().items(), result.num_gt.tolist())}
+        mean = "n/a" if result.mean_ap != result.mean_ap else f"{100.0 * result.mean_ap:.2f}"
+        save_figure(per_class_figure(ap, f"AVA frame-AP per class (mAP {mean}, "
+                                         f"{result.protocol} protocol)"),
+                    os.path.join(output_dir, "ava_per_class_ap.png"))
         return [csv_path, json_path]
