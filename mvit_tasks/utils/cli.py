@@ -6,6 +6,7 @@ shows the traceback instead. Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -54,3 +55,15 @@ def split_trailing_overrides(values: Sequence[str],
     cut = next((i for i, v in enumerate(values) if CONFIG_KEY.match(v) and not os.path.exists(v)),
                len(values))
     return list(values[:cut]), [*values[cut:], *opts]
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: Sequence[str],
+                         dest: str = "input") -> argparse.Namespace:
+    """``parser.parse_args(argv)`` whose ``nargs="+"`` option ``dest`` gives the ``KEY VALUE``
+    overrides it swallowed back to ``opts`` (:func:`split_trailing_overrides`)."""
+    args = parser.parse_args(list(argv))
+    values, args.opts = split_trailing_overrides(getattr(args, dest), args.opts)
+    if not values:
+        parser.error(f"--{dest}: nothing before the KEY VALUE overrides")
+    setattr(args, dest, values)
+    return args

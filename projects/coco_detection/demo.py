@@ -28,7 +28,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from mvit_tasks.utils.cli import split_trailing_overrides
+from mvit_tasks.utils.cli import parse_with_overrides
 
 DEMO_NAME = "coco"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -47,11 +47,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--confidence-threshold", type=float, default=0.5)
     p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = p.parse_args(list(argv))
-    args.input, args.opts = split_trailing_overrides(args.input, args.opts)  # a.mp4 KEY VALUE
-    if not args.input:
-        p.error("--input: no input before the KEY VALUE overrides")
-    return args
+    return parse_with_overrides(p, argv)  # --input a.mp4 KEY VALUE: the overrides are opts
 
 
 def draw_detections(image: np.ndarray, det: Dict[str, torch.Tensor], names: Sequence[str],

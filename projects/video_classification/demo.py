@@ -26,7 +26,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from mvit_tasks.utils.cli import split_trailing_overrides
+from mvit_tasks.utils.cli import parse_with_overrides
 
 DEMO_NAMES = ("classification", "kinetics", "ssv2", "imagenet")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,11 +60,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--json", default="", help="write the results to this JSON file")
     p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = p.parse_args(list(argv))
-    args.input, args.opts = split_trailing_overrides(args.input, args.opts)  # a.mp4 KEY VALUE
-    if not args.input:
-        p.error("--input: no input before the KEY VALUE overrides")
-    return args
+    return parse_with_overrides(p, argv)  # --input a.mp4 KEY VALUE: the overrides are opts
 
 
 def config_file(task: str, given: str) -> str:
