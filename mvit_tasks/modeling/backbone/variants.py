@@ -12,10 +12,14 @@ detectron2 ``projects/MViTv2/configs/*``; numbers are the ones printed by those 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ...registry import VARIANT_REGISTRY
 from .arch import MViTArch
+
+if TYPE_CHECKING:
+    from ...hub.weights import PretrainedWeights
+    from ..eval_transform import EvalTransform
 
 KINETICS_MEAN, KINETICS_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -39,6 +43,12 @@ class ModelVariant:
         params_m: published parameter count in millions.
         checkpoint: official checkpoint file name (and its source format).
         source: config file the recipe comes from.
+        class_names: the :mod:`mvit_tasks.data.classnames` list of the published head
+            (``""``: none shipped); each weights entry names its own.
+
+    The official weights files (addresses, hashes, eval preprocessing) are listed by
+    :meth:`list_weights` (:mod:`.pretrained`); :meth:`pretrained_cfg`, :meth:`transforms` and
+    :meth:`meta` describe a variant with one of them (``tag``; default: the first).
     """
 
     name: str
@@ -57,6 +67,7 @@ class ModelVariant:
     checkpoint: str = ""
     source: str = ""
     head_dropout: float = 0.5
+    class_names: str = ""
 
     @property
     def task(self) -> str:
@@ -68,6 +79,44 @@ class ModelVariant:
         if self.arch.video:
             return (batch, 3, self.num_frames, self.crop_size, self.crop_size)
         return (batch, 3, self.crop_size, self.crop_size)
+
+    # ----------------------------------------------------------------- pretrained weights
+    def list_weights(self) -> List["PretrainedWeights"]:
+        """The official weights of this variant (empty when none are published)."""
+        from .pretrained import weights_of
+
+        return list(weights_of(self.name))
+
+    def weights(self, tag: Optional[str] = None) -> "PretrainedWeights":
+        """Weights ``tag`` (default: the first downloadable); KeyError if there are none."""
+        from ...hub.zoo import get_weights
+
+        return get_weights(self.name, tag)
+
+    def pretrained_cfg(self, tag: Optional[str] = None,
+                       num_classes: Optional[int] = None) -> Dict[str, Any]:
+        """timm-style description of this variant with weights ``tag`` (none published: the
+        recipe's values): ``input_size`` (``(3, T, H, W)`` video / ``(3, H, W)``), eval
+        ``resize_size`` / ``crop_pct`` / ``interpolation``, ``mean`` / ``std``,
+        ``num_classes`` (``num_classes`` overrides, e.g. a new head), ``label_names``
+        (None unless the head is the published one), and the file's address and page."""
+        from .pretrained_cfg import pretrained_cfg
+
+        return pretrained_cfg(self, tag, num_classes)
+
+    def transforms(self, tag: Optional[str] = None) -> "EvalTransform":
+        """The eval preprocessing of weights ``tag`` (``T x C x H x W`` frames or
+        ``C x H x W`` images in, model input layout out; see :class:`EvalTransform`)."""
+        from ..eval_transform import create_transform
+
+        return create_transform(self.pretrained_cfg(tag))
+
+    def meta(self, tag: Optional[str] = None) -> Dict[str, Any]:
+        """torchvision-style ``meta``: ``categories``, ``num_params`` (exact), ``min_size``,
+        ``min_temporal_size``, ``recipe``, ``_metrics``, ``_ops`` (GFLOPs), ``_file_size``."""
+        from .pretrained_cfg import meta
+
+        return meta(self, tag)
 
 
 def register_variant(v: ModelVariant) -> ModelVariant:
@@ -157,15 +206,16 @@ def v2_coco(depth: int, last_blocks: Sequence[int], **kw: Any) -> MViTArch:
 
 
 _K400 = "Kinetics-400"
+_KV = dict(dataset=_K400, class_names="kinetics400")
 _SF = "facebookresearch/SlowFast"
 
 register_variant(ModelVariant(
-    "mvit_b_16x4", v1_video(16, (1, 3, 14), 16), 400, 16, 4, dataset=_K400,
+    "mvit_b_16x4", v1_video(16, (1, 3, 14), 16), 400, 16, 4, **_KV,
     metrics={"top1": 78.4, "top5": 93.5}, gflops=70.5, views="1x5", params_m=36.6,
     checkpoint="K400_MVIT_B_16x4_CONV.pyth (SlowFast)", source=f"{_SF} configs/Kinetics/MVIT_B_16x4_CONV.yaml",
 ))
 register_variant(ModelVariant(
-    "mvit_b_32x3", v1_video(16, (1, 3, 14), 32), 400, 32, 3, dataset=_K400,
+    "mvit_b_32x3", v1_video(16, (1, 3, 14), 32), 400, 32, 3, **_KV,
     metrics={"top1": 80.2, "top5": 94.4}, gflops=170.0, views="1x5", params_m=36.6,
     checkpoint="MVIT_B_32x3_f294077834.pyth (pytorchvideo mvit_base_32x3)",
     source="paper Table 2 (MViT-B 32x3); facebookresearch/pytorchvideo hub mvit_base_32x3",
@@ -174,18 +224,18 @@ register_variant(ModelVariant(
 # 24; the last wins) and no POOL_KVQ_KERNEL (kernels derived from strides), i.e. MViT-B-24.
 register_variant(ModelVariant(
     "mvit_b_24_32x3", v1_video(24, (2, 5, 21), 32, pool_kvq_kernel=None, drop_path_rate=0.3),
-    400, 32, 3, dataset=_K400, metrics={"top1": 80.4, "top5": 94.8}, views="1x5", params_m=53.1,
-    checkpoint="K400_MVIT_B_32x3_CONV.pyth (SlowFast MODEL_ZOO)",
+    400, 32, 3, **_KV, metrics={"top1": 80.4, "top5": 94.8}, views="1x5", params_m=53.1,
+    checkpoint="model_zoo/mvit/k400.pyth (SlowFast MODEL_ZOO)",
     source=f"{_SF} configs/Kinetics/MVIT_B_32x3_CONV.yaml",
 ))
 register_variant(ModelVariant(
-    "mvitv2_s_16x4", v2_video(16, (1, 3, 14), 16), 400, 16, 4, dataset=_K400,
+    "mvitv2_s_16x4", v2_video(16, (1, 3, 14), 16), 400, 16, 4, **_KV,
     metrics={"top1": 81.0, "top5": 94.6}, gflops=64.0, views="1x5", params_m=34.5,
     checkpoint="MViTv2_S_16x4_k400_f302660347.pyth (SlowFast)",
     source=f"{_SF} configs/Kinetics/MVITv2_S_16x4.yaml",
 ))
 register_variant(ModelVariant(
-    "mvitv2_b_32x3", v2_video(24, (2, 5, 21), 32, drop_path_rate=0.3), 400, 32, 3, dataset=_K400,
+    "mvitv2_b_32x3", v2_video(24, (2, 5, 21), 32, drop_path_rate=0.3), 400, 32, 3, **_KV,
     metrics={"top1": 82.9, "top5": 95.7}, gflops=225.0, views="1x5", params_m=51.2,
     checkpoint="MViTv2_B_32x3_k400_f304025456.pyth (SlowFast)",
     source=f"{_SF} configs/Kinetics/MVITv2_B_32x3.yaml",
@@ -194,12 +244,15 @@ register_variant(ModelVariant(
     "mvitv2_l_40x3", v2_video(48, (2, 8, 44), 40, embed_dim=144, num_heads=2, spatial_size=(312, 312),
                               drop_path_rate=0.75, act_checkpoint=True),
     400, 40, 3, crop_size=312, dataset="Kinetics-400 (IN-21K pre-trained)",
+    class_names="kinetics400",
     metrics={"top1": 86.1, "top5": 97.0}, gflops=2828.0, views="3x5", params_m=217.6,
-    checkpoint="MViTv2_L_40x3_k400 (SlowFast)", source=f"{_SF} configs/Kinetics/MVITv2_L_40x3_test.yaml",
+    checkpoint="MViTv2_L_40x3_k400_f306903192.pyth (SlowFast)",
+    source=f"{_SF} configs/Kinetics/MVITv2_L_40x3_test.yaml",
 ))
 
 _MV = "facebookresearch/mvit"
-_IN = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, dataset="ImageNet-1K", head_dropout=0.0)
+_IN = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, dataset="ImageNet-1K", head_dropout=0.0,
+           class_names="imagenet1k")
 register_variant(ModelVariant(
     "mvitv2_t", v2_image(10, (1, 3, 8)), 1000, metrics={"top1": 82.3}, gflops=4.7, params_m=24.2,
     checkpoint="MViTv2_T_in1k.pyth (mvit)", source=f"{_MV} configs/MVITv2_T.yaml", **_IN,
@@ -219,7 +272,7 @@ register_variant(ModelVariant(
     metrics={"top1": 85.3}, gflops=42.1, params_m=218.0, checkpoint="MViTv2_L_in1k.pyth (mvit)",
     source=f"{_MV} configs/test/MVITv2_L_test.yaml", **_IN,
 ))
-_IN21 = dict(_IN, dataset="ImageNet-21K (IN-21K -> 1K numbers)")
+_IN21 = dict(_IN, dataset="ImageNet-21K (IN-21K -> 1K numbers)", class_names="")
 register_variant(ModelVariant(
     "mvitv2_s_cls", v2_image(16, (1, 3, 14), cls_embed=True), 1000, metrics={},
     checkpoint="(timm mvitv2_small_cls)", source="timm mvitv2_small_cls", **_IN,
@@ -251,7 +304,7 @@ _COCO_RECIPES = {  # the project's recipes for each backbone (published numbers 
     "mvitv2_h_coco": "cascade_mask_rcnn_mvitv2_h_in21k_lsj_3x.yaml",
 }
 _COCO = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, dataset="COCO 2017 (Mask R-CNN / Cascade)",
-             crop_size=1024, head_dropout=0.0)
+             crop_size=1024, head_dropout=0.0, class_names="coco80")
 for _name, _depth, _last, _kw, _m, _p, _dp in (
     ("mvitv2_t_coco", 10, (0, 2, 7, 9), {}, {"box_ap_mask_rcnn": 48.3, "mask_ap_mask_rcnn": 43.8,
                                               "box_ap_cascade": 52.2}, 44.0, 0.2),

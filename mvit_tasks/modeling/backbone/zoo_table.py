@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -13,12 +13,30 @@ from .variants import get_variant, list_variants
 from ..meta_arch.classifier import Classifier
 
 
-def count_parameters(name: str) -> int:
-    """Exact parameter count of a variant (with its published head), built on the meta device."""
+def count_parameters(name: str, num_classes: Optional[int] = None) -> int:
+    """Exact parameter count of a variant with its published head (or one of ``num_classes``;
+    0: pooled features), built on the meta device. Detection backbones (0 classes by default)
+    count the head-less multi-scale backbone."""
     v = get_variant(name)
     with torch.device("meta"):
-        model = Classifier.from_arch(v.arch, v.num_classes) if v.num_classes else MViT(v.arch)
+        if num_classes is None and not v.num_classes:
+            model: torch.nn.Module = MViT(v.arch)
+        else:
+            k = v.num_classes if num_classes is None else num_classes
+            model = Classifier.from_arch(v.arch, k)
     return sum(p.numel() for p in model.parameters())
+
+
+def _weights(name: str) -> str:
+    """``k400`` (slowfast), ``k400_torchvision`` (torchvision, hash-checked), ..."""
+    from .pretrained import weights_of
+
+    parts = []
+    for w in weights_of(name):
+        notes = [w.source] + (["hash-checked"] if w.verified else []) + (
+            [] if w.direct else ["page link"])
+        parts.append(f"`{w.tag}` ({', '.join(notes)})")
+    return ", ".join(parts) or "none published"
 
 
 def _metrics(m: dict) -> str:
@@ -29,7 +47,8 @@ def _metrics(m: dict) -> str:
 
 def model_zoo_markdown() -> str:
     rows: List[str] = [
-        "| name | kind | input | params (exact) | published results | GFLOPs x views | official weights | recipe |",
+        "| name | kind | input | params (exact) | published results | GFLOPs x views | "
+        "official weights (`name.tag`) | recipe |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in list_variants():
@@ -41,6 +60,6 @@ def model_zoo_markdown() -> str:
         flops = "-" if v.gflops is None else f"{v.gflops:g}" + (f" x {v.views}" if v.views else "")
         rows.append(
             f"| `{name}` | {v.task} | {inp} | {count_parameters(name):,} | {v.dataset}: "
-            f"{_metrics(v.metrics)} | {flops} | {v.checkpoint} | {v.source} |"
+            f"{_metrics(v.metrics)} | {flops} | {_weights(name)} | {v.source} |"
         )
     return "\n".join(rows)
