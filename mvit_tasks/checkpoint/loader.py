@@ -137,7 +137,8 @@ def _renamed_pairs(missing: Sequence[str], unexpected: Sequence[str], sd: Mappin
 def convert_state_dict(obj: Any, source: str = "auto") -> tuple:
     """Checkpoint object -> ``(native state dict, source name)``."""
     sd = extract_state_dict(obj)
-    sd = strip_prefix(sd, "module.")
+    for wrapper in ("module.", "_orig_mod.", "module."):  # DDP / torch.compile, either order
+        sd = strip_prefix(sd, wrapper)
     src = detect_source(sd) if source in ("auto", "", None) else source
     return get_converter(src).to_native(sd), src
 

@@ -46,6 +46,8 @@ def build_core_defaults() -> CfgNode:
     _C.MODEL.WEIGHTS_ALLOW_UNEXPECTED = []
     # Explicit opt-in to load checkpoints that need arbitrary pickled objects (unsafe).
     _C.MODEL.WEIGHTS_UNSAFE_PICKLE = False
+    # torch.compile the model for training and testing (checkpoints keep the plain key names).
+    _C.MODEL.COMPILE = False
 
     _C.DATA = CfgNode()
     _C.DATA.NUM_FRAMES = 16  # frames per clip

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mvit_tasks.config import CfgNode
+from mvit_tasks.export import maybe_compile
 from mvit_tasks.tasks.base import Task
 from mvit_tasks.utils import comm
 from mvit_tasks.utils.fileio import dumps_json, remove_stale_temporaries, write_json
@@ -65,7 +66,7 @@ def evaluate(cfg: CfgNode, task: Task, model: nn.Module, device: torch.device, t
     loader = build_test_loader(task, cfg, split)
     evaluator = task.build_evaluator(split)
     stats: Dict[str, int] = {}
-    results, skipped = run_inference(model, loader, evaluator, device,
+    results, skipped = run_inference(maybe_compile(model, cfg), loader, evaluator, device,
                                      cfg.TRAIN.MIXED_PRECISION, stats=stats)
     warnings = evaluator.warnings()
     if comm.is_main_process():
@@ -154,6 +155,7 @@ class Trainer(TrainLoop):
                          precision=precision, steps_per_epoch=steps, accum_steps=accum,
                          device=device, batch_transform=task.batch_transform(train=True),
                          find_unused_parameters=task.find_unused_parameters)
+        self.wrapped = maybe_compile(self.wrapped, cfg)  # MODEL.COMPILE; self.model is saved
         self.max_iter = steps * s.MAX_EPOCH
         if cfg.TRAIN.MAX_ITERS:
             self.max_iter = min(self.max_iter, cfg.TRAIN.MAX_ITERS)
