@@ -6,6 +6,10 @@ file that an allowed load leaves out (allowed-unexpected keys, a head of another
 are never dropped silently: a WARNING names them with their shapes and
 :attr:`LoadReport.dropped` lists them. Modules may declare renamed parameters
 (``checkpoint_renames = {"old.": "new."}``); older keys are then mapped, with a note.
+
+A path may be a zoo spec, ``zoo:<variant>[.<tag>]`` (``MODEL.WEIGHTS zoo:mvitv2_s_16x4``): the
+official weights file is fetched (mirror folder, torch hub cache or download, hash-checked; see
+:mod:`mvit_tasks.hub`) and read with that file's converter.
 """
 from __future__ import annotations
 
@@ -134,6 +138,19 @@ def _renamed_pairs(missing: Sequence[str], unexpected: Sequence[str], sd: Mappin
     return out
 
 
+def resolve_weights_path(path: str, source: Optional[str] = "auto") -> Tuple[str, str]:
+    """``(local file, source)`` for a weights path: a ``zoo:<variant>[.<tag>]`` spec becomes
+    the fetched official file and, for ``source`` ``"auto"``, that file's converter; any other
+    path is returned as is."""
+    from mvit_tasks.hub.zoo import is_zoo_spec, resolve_zoo
+
+    source = source or "auto"
+    if not is_zoo_spec(path):
+        return path, source
+    local, entry = resolve_zoo(path)
+    return local, (entry.source if source == "auto" else source)
+
+
 def convert_state_dict(obj: Any, source: str = "auto") -> tuple:
     """Checkpoint object -> ``(native state dict, source name)``."""
     sd = extract_state_dict(obj)
@@ -155,7 +172,8 @@ def load_weights(
     """Load ``checkpoint`` (a path or an already-read object) into ``model``.
 
     Args:
-        source: converter name or ``"auto"`` (detected from the keys).
+        checkpoint: a file, a ``zoo:<variant>[.<tag>]`` spec or a checkpoint object.
+        source: converter name or ``"auto"`` (detected from the keys; a zoo file's own).
         allow_missing / allow_unexpected: key prefixes or globs that may be absent from / unused
             by the checkpoint (e.g. ``["head."]`` to train a new head, ``["*.rel_pos_t"]`` to
             inflate an image checkpoint into a video model).
@@ -164,6 +182,8 @@ def load_weights(
             the backbone elsewhere.
     """
     name = checkpoint if isinstance(checkpoint, str) else "<state dict>"
+    if isinstance(checkpoint, str):
+        checkpoint, source = resolve_weights_path(checkpoint, source)
     obj = load_checkpoint_file(checkpoint, allow_unsafe) if isinstance(checkpoint, str) else checkpoint
     sd, src = convert_state_dict(obj, source)
     if rename is not None:

@@ -57,68 +57,151 @@ def list_models(pattern: str = "*", task: Optional[str] = None) -> List[str]:
 
 def create_model(
     name: Optional[str] = None,
+    pretrained: Union[bool, str] = False,
     *,
     config_file: Optional[str] = None,
-    weights: Optional[str] = None,
+    weights: Union[str, bool, None] = None,
     num_classes: Optional[int] = None,
+    features_only: bool = False,
     opts: Sequence[str] = (),
     weights_source: Optional[str] = None,
+    task: Optional[str] = None,
+    progress: bool = True,
 ) -> nn.Module:
     """Build a registered variant or the model a config file describes, optionally with weights.
 
     Args:
-        name: a name from :func:`list_models` (e.g. ``"mvitv2_s_16x4"``).
+        name: a name from :func:`list_models` (e.g. ``"mvitv2_s_16x4"``), optionally with a
+            weights tag (``"mvitv2_s_16x4.ssv2"``, see ``get_variant(name).list_weights()``).
+        pretrained: load the variant's official weights (``True``: the tag of ``name`` or the
+            default; a string: that tag), fetched into the torch hub cache (or found in a
+            ``$MVIT_TASKS_WEIGHTS_MIRROR`` folder), hash-checked where a hash is published,
+            and converted from their source format. The head is sized to the weights' classes.
         config_file: an mvit-tasks config YAML (``_BASE_`` allowed); ``opts`` are ``KEY VALUE``
-            overrides. Exactly one of ``name`` / ``config_file`` is required.
+            overrides. Exactly one of ``name`` / ``config_file`` is required. A task's training
+            config (``AVA.*``, ``COCO.*``, ``CLS.*``, ``SOLVER.*`` keys ...) gives that task's
+            model (``task=`` names the task, else it is detected; see
+            :mod:`mvit_tasks.modeling.task_model`).
         weights: a checkpoint of any supported source (SlowFast, mvit, torchvision, timm,
-            pytorchvideo, detectron2, ours), auto-detected and converted; defaults to the
-            config's ``MODEL.WEIGHTS``.
+            pytorchvideo, detectron2, ours) or a ``zoo:<variant>[.<tag>]`` spec, auto-detected
+            and converted; defaults to the config's ``MODEL.WEIGHTS``; ``False``: load none.
         num_classes: classes of the new head. When it differs from the checkpoint's, the head is
-            re-initialised (the backbone is still loaded strictly).
+            re-initialised (the backbone is still loaded strictly). ``0``: no head, the model
+            returns pooled ``B x C`` features (timm's convention).
+        features_only: the head-less backbone, all four stages: ``model(x)`` is the dict
+            ``{"scale2".."scale5": B x C_i x [T' x] H_i x W_i}`` (+ ``"cls"``).
 
     Returns:
         A :class:`Classifier` (``model(x) -> B x num_classes`` logits for ``B x 3 x T x H x W``
-        video or ``B x 3 x H x W`` images), or the head-less :class:`MViT` backbone for the
+        video or ``B x 3 x H x W`` images; ``model.pretrained_cfg`` describes its weights and
+        eval preprocessing, :func:`~mvit_tasks.modeling.eval_transform.create_transform`
+        builds it), or the head-less :class:`MViT` backbone for ``features_only`` and the
         ``*_coco`` detection backbones when ``num_classes`` is not given. A head-less backbone
         takes the MViT of a whole detector too (detectron2 ``model_final.pkl``, the COCO task's
         checkpoints; :func:`load_backbone_weights`), logging in one line what it left aside.
-        The model is in train mode, like any new ``nn.Module``; call ``.eval()`` for
-        inference.
+        For a task's config, whatever the task's ``build_model()`` returns. The model is in
+        train mode, like any new ``nn.Module``; call ``.eval()`` for inference.
     """
-    from ..checkpoint.loader import load_weights
-
     if (name is None) == (config_file is None):
         raise ValueError("create_model needs exactly one of `name` or `config_file`")
+    if config_file is not None:
+        if pretrained:
+            raise ValueError("pretrained= applies to a variant name; for a config, set "
+                             "MODEL.WEIGHTS zoo:<variant> (or weights='zoo:<variant>')")
+        if features_only:
+            raise ValueError("features_only= applies to a variant name")
+        return _from_config(config_file, opts, weights, num_classes, weights_source, task)
+    return _from_name(name, pretrained, weights, num_classes, features_only, weights_source,
+                      progress)
+
+
+def _from_name(name: str, pretrained: Union[bool, str], weights: Union[str, bool, None],
+               num_classes: Optional[int], features_only: bool, weights_source: Optional[str],
+               progress: bool) -> nn.Module:
+    from ..checkpoint.loader import load_weights
+    from ..hub.zoo import split_name, weights_file
+
+    variant_name, tag = split_name(name)
+    if isinstance(pretrained, str):
+        if tag is not None and tag != pretrained:
+            raise ValueError(f"two weights tags: '{name}' and pretrained={pretrained!r}")
+        tag = pretrained
+    variant = get_variant(variant_name)
+    entry = variant.weights(tag) if (pretrained or tag is not None) else None
+    if pretrained and weights:
+        raise ValueError("give either pretrained= (official weights) or weights= (a file)")
+    if features_only and num_classes:
+        raise ValueError("features_only=True has no head: num_classes must be None or 0")
+    classes = (entry.num_classes if entry is not None else variant.num_classes) \
+        if num_classes is None else num_classes
+    if features_only or (num_classes is None and variant.num_classes == 0):
+        model: nn.Module = MViT(variant.arch)
+        classes = 0
+    else:
+        model = Classifier.from_arch(variant.arch, classes, dropout=variant.head_dropout)
+    model.pretrained_cfg = variant.pretrained_cfg(entry.tag if entry else None, classes)
+    source = weights_source or "auto"
+    path: Optional[str] = weights or None
+    if pretrained:
+        assert entry is not None
+        path = weights_file(entry, progress)
+        source = weights_source or entry.source
+    if not path:
+        return model
     allow_missing: List[str] = []
     allow_unexpected: List[str] = []
-    unsafe = False
-    source = weights_source or "auto"
-    if name is not None:
-        variant = get_variant(name)
-        classes = num_classes if num_classes is not None else variant.num_classes
-        if classes == 0:
-            model: nn.Module = MViT(variant.arch)
-        else:
-            model = Classifier.from_arch(variant.arch, classes, dropout=variant.head_dropout)
+    if isinstance(model, MViT):
+        if variant.num_classes:  # a classifier's checkpoint: only its last stage has a norm
+            allow_missing += [f"backbone.{s}_norm." for s in variant.arch.stage_names()[:-1]]
+        report = load_backbone_weights(model, path, source, allow_missing, allow_unexpected)
     else:
-        from ..config import load_config
-
-        cfg = load_config(config_file, list(opts))
-        model = build_classifier(cfg, num_classes)
-        weights = weights or cfg.MODEL.WEIGHTS or None
-        allow_missing += list(cfg.MODEL.WEIGHTS_ALLOW_MISSING)
-        allow_unexpected += list(cfg.MODEL.WEIGHTS_ALLOW_UNEXPECTED)
-        unsafe = bool(cfg.MODEL.WEIGHTS_UNSAFE_PICKLE)
-        source = weights_source or cfg.MODEL.WEIGHTS_SOURCE
-    if weights:
         if num_classes is not None:
             allow_missing.append("head.")
-        if isinstance(model, MViT):
-            report = load_backbone_weights(model, weights, source, allow_missing,
-                                           allow_unexpected, unsafe)
-        else:
-            report = load_weights(model, weights, source, allow_missing, allow_unexpected, unsafe)
-        logger.info(report.summary())
+        if classes == 0:
+            allow_unexpected.append("head.projection.")
+        report = load_weights(model, path, source, allow_missing, allow_unexpected)
+    logger.info(report.summary())
+    return model
+
+
+def _from_config(config_file: str, opts: Sequence[str], weights: Union[str, bool, None],
+                 num_classes: Optional[int], weights_source: Optional[str],
+                 task: Optional[str]) -> nn.Module:
+    from ..checkpoint.loader import load_weights
+    from ..config import UnknownKeyError, load_config
+
+    opts = list(opts)
+    if weights is False:
+        opts += ["MODEL.WEIGHTS", ""]
+    cfg = None
+    if task is None:
+        try:
+            cfg = load_config(config_file, opts)
+        except UnknownKeyError:
+            cfg = None  # a task's training config
+    if cfg is None:
+        from .task_model import build_task_model
+
+        if isinstance(weights, str) and weights:
+            opts += ["MODEL.WEIGHTS", weights]
+        if weights_source:
+            opts += ["MODEL.WEIGHTS_SOURCE", weights_source]
+        if num_classes is not None:
+            opts += ["MODEL.NUM_CLASSES", str(num_classes)]
+        return build_task_model(task, config_file, opts)[0]
+    model = build_classifier(cfg, num_classes)
+    path = (weights or cfg.MODEL.WEIGHTS or None) if weights is not False else None
+    if not path:
+        return model
+    allow_missing = list(cfg.MODEL.WEIGHTS_ALLOW_MISSING)
+    allow_unexpected = list(cfg.MODEL.WEIGHTS_ALLOW_UNEXPECTED)
+    if num_classes is not None:
+        allow_missing.append("head.")
+    if num_classes == 0:
+        allow_unexpected.append("head.projection.")
+    report = load_weights(model, path, weights_source or cfg.MODEL.WEIGHTS_SOURCE,
+                          allow_missing, allow_unexpected, bool(cfg.MODEL.WEIGHTS_UNSAFE_PICKLE))
+    logger.info(report.summary())
     return model
 
 
@@ -163,8 +246,10 @@ def load_backbone_weights(
     from ..checkpoint.converters.base import strip_prefix
     from ..checkpoint.converters.detectron2 import NATIVE_MVIT_KEY
     from ..checkpoint.io import extract_state_dict, load_checkpoint_file
-    from ..checkpoint.loader import CheckpointMismatchError, load_weights
+    from ..checkpoint.loader import CheckpointMismatchError, load_weights, resolve_weights_path
 
+    if isinstance(weights, str):
+        weights, source = resolve_weights_path(weights, source)
     obj = load_checkpoint_file(weights, allow_unsafe) if isinstance(weights, str) else weights
     sd = strip_prefix(extract_state_dict(obj), "module.")
     nested = _nested_prefix(sd)

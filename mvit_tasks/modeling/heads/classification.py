@@ -16,14 +16,15 @@ class ClipClassificationHead(nn.Module):
 
     Args:
         input_shapes: the backbone's ``output_shape()``; the last entry is classified.
-        num_classes: number of outputs.
+        num_classes: number of outputs; 0: no projection, ``forward`` returns the pooled
+            ``B x C`` features (timm's ``num_classes=0``).
         dropout: dropout before the projection.
         pool: ``"cls"`` (uses ``features["cls"]``, ``B x C``) or ``"mean"`` (average of the
             normalised map ``B x C x [T x] H x W``, i.e. LayerNorm then mean, as in
             facebookresearch/mvit and timm).
 
     ``forward(features) -> B x num_classes`` logits. The parameter is named ``projection``
-    (SlowFast's ``head.projection``).
+    (SlowFast's ``head.projection``); :meth:`reset` replaces it.
     """
 
     def __init__(
@@ -38,8 +39,23 @@ class ClipClassificationHead(nn.Module):
             raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
         self.in_feature = list(input_shapes)[-1]
         self.pool = pool
+        self.in_channels = input_shapes[self.in_feature].channels
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.projection = nn.Linear(input_shapes[self.in_feature].channels, num_classes)
+        self.reset(num_classes)
+
+    def reset(self, num_classes: int) -> None:
+        """A new, freshly initialised projection to ``num_classes`` outputs (0: none)."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        self.num_classes = int(num_classes)
+        if num_classes == 0:
+            self.projection: nn.Module = nn.Identity()
+            return
+        device = None
+        old = getattr(self, "projection", None)
+        if isinstance(old, nn.Linear):
+            device = old.weight.device
+        self.projection = nn.Linear(self.in_channels, num_classes, device=device)
         nn.init.trunc_normal_(self.projection.weight, std=0.02)
         nn.init.zeros_(self.projection.bias)
 
