@@ -1,19 +1,21 @@
 # Developer entry points. `make test` is what CI runs (via .ci/run).
+# Installs use the exact versions of constraints.txt; the package itself declares ranges.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+PIP_INSTALL := $(PY) -m pip install -q -c constraints.txt
 PYTEST := $(PY) -m pytest -q
 
-.PHONY: venv test test-fast demo
+.PHONY: venv test test-fast demo wheel
 
 venv: $(VENV)/.installed
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Re-run only when the package metadata changes; the editable install picks up code changes.
-$(VENV)/.installed: setup.py | $(PY)
-	$(PY) -m pip install -q -e ".[test]"
+# Re-run only when the package metadata or the pins change; the editable install picks up code.
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt | $(PY)
+	$(PIP_INSTALL) -e ".[test]"
 	touch $@
 
 test: venv
@@ -24,3 +26,7 @@ test-fast: venv
 
 demo: venv
 	$(PY) tools/demo.py --quickstart
+
+# The wheel users install (dist/mvit_tasks-<version>-py3-none-any.whl).
+wheel: venv
+	$(PY) -m pip wheel --no-deps -w dist .

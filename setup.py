@@ -1,32 +1,15 @@
-"""Install ``mvit_tasks`` (core) and ``projects`` (one sub-package per task).
+"""The package list only; everything else is in pyproject.toml.
 
-Third-party tasks register through the entry-point group ``mvit_tasks.tasks``
-(``name = package.module:TaskClass``); this package declares none.
+The repository keeps ``projects/`` (one sub-package per task) and ``configs/`` at its top; they
+install as ``mvit_tasks.projects`` and ``mvit_tasks.configs`` (pyproject's package-dir mapping),
+so the wheel has no generic top-level ``projects`` package. ``mvit_tasks/projects/__init__.py``
+is the checkout's stand-in for that mapping and is not installed.
 """
-
 from setuptools import find_packages, setup
 
-setup(
-    name="mvit_tasks",
-    version="0.1.0",
-    description="Multiscale Vision Transformers (MViT / MViTv2) for video, detection and AVA",
-    packages=find_packages(include=["mvit_tasks*", "projects*"]),
-    package_data={"": ["*.yaml", "configs/*.yaml", "configs/**/*.yaml"]},
-    python_requires=">=3.10",
-    install_requires=[
-        "torch==2.14.1",
-        "torchvision==0.29.1",
-        "pytorchvideo==0.1.5",
-        "av",
-        "opencv-python-headless",
-        "pycocotools",
-        "pyyaml",
-        "fvcore",
-        "tqdm",
-        "tensorboard",
-        "matplotlib",
-        "numpy",
-    ],
-    extras_require={"test": ["timm", "pytest", "faster-coco-eval"], "coco": ["faster-coco-eval"]},
-    entry_points={"mvit_tasks.tasks": []},
-)
+CORE = find_packages(include=["mvit_tasks", "mvit_tasks.*"],
+                     exclude=["mvit_tasks.projects", "mvit_tasks.projects.*"])
+PROJECTS = ["mvit_tasks.projects"] + [f"mvit_tasks.projects.{p}" for p in find_packages("projects")]
+CONFIGS = ["mvit_tasks.configs"]  # YAML fragments only (backbones/, schedules/)
+
+setup(packages=CORE + PROJECTS + CONFIGS)

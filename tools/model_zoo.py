@@ -1,11 +1,7 @@
 #!/usr/bin/env python
-"""Print the model-zoo table (markdown) generated from the registered variants."""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mvit_tasks.modeling.backbone.zoo_table import model_zoo_markdown  # noqa: E402
+"""``python tools/model_zoo.py ARGS`` = ``mvit-model-zoo ARGS``; the code is in
+:mod:`mvit_tasks.cli.model_zoo` (``--help``)."""
+from mvit_tasks.cli.model_zoo import cli
 
 if __name__ == "__main__":
-    print(model_zoo_markdown())
+    cli()

@@ -130,6 +130,10 @@ def load_yaml_layers(
     ``chain`` is (top file, ..., this file). ``_BASE_`` is a path or a list of paths; relative
     paths are resolved from the directory of the file that names them.
     """
+    if not _chain:  # the top file may be a shipped recipe's name (mvit_tasks.config.recipes)
+        from mvit_tasks.config.recipes import resolve_config_file
+
+        path = resolve_config_file(path)
     path = os.path.abspath(os.path.expanduser(path))
     if path in _chain:
         raise ConfigError("_BASE_ cycle: " + " -> ".join(_chain + (path,)))

@@ -3,8 +3,8 @@
 A name is found, in this order:
 
 1. in ``TASK_REGISTRY`` (already imported);
-2. after importing the ``task`` module of every sub-package of the built-in ``projects``
-   package (``projects/<name>/task.py``, or the package itself when it has none), which
+2. after importing the ``task`` module of every built-in project ``mvit_tasks.projects.<name>``
+   (the repository's ``projects/<name>/task.py``, or the package itself when it has none), which
    registers its tasks; project ``__init__`` files stay light, so the stand-alone evaluators
    (``tools/eval_ava.py``) do not load the models;
 3. in the ``mvit_tasks.tasks`` entry-point group of installed distributions
@@ -18,7 +18,7 @@ import importlib
 import importlib.util
 import pkgutil
 from importlib import metadata
-from typing import Dict, List, Type
+from typing import Any, Dict, List, Type
 
 from mvit_tasks.registry import TASK_REGISTRY
 from mvit_tasks.tasks.base import HookBase, Task
@@ -28,24 +28,39 @@ _LOAD_ERRORS: Dict[str, str] = {}
 _LOADED = False
 
 
+def builtin_project_packages() -> List[str]:
+    """Module names of the built-in projects (``mvit_tasks.projects.<name>``), sorted."""
+    import mvit_tasks.projects as projects
+
+    prefix = projects.__name__ + "."
+    return sorted(info.name for info in pkgutil.iter_modules(projects.__path__, prefix)
+                  if info.ispkg)
+
+
+def project_submodules(submodule: str) -> Dict[str, Any]:
+    """``{project package: its imported ``submodule``}`` for the built-in projects that have one
+    (``"demo"``, ``"benchmark"``); the core names no project."""
+    found: Dict[str, Any] = {}
+    for package in builtin_project_packages():
+        name = f"{package}.{submodule}"
+        if importlib.util.find_spec(name) is not None:
+            found[package] = importlib.import_module(name)
+    return found
+
+
 def load_builtin_projects() -> Dict[str, str]:
-    """Import every sub-package of ``projects``; returns ``{module: error}`` for failures."""
+    """Import every built-in project (its ``task`` module, else the package); returns
+    ``{module: error}`` for the ones that failed."""
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        try:
-            import projects
-        except ImportError as e:  # running from an install without the projects package
-            _LOAD_ERRORS["projects"] = str(e)
-            return dict(_LOAD_ERRORS)
-        for info in pkgutil.iter_modules(projects.__path__, "projects."):
-            if info.ispkg:
-                task_module = info.name + ".task"
-                try:
-                    importlib.import_module(
-                        task_module if importlib.util.find_spec(task_module) else info.name)
-                except Exception as e:  # noqa: BLE001 - reported by list_tasks / resolve_task
-                    _LOAD_ERRORS[info.name] = f"{type(e).__name__}: {e}"
+        for package in builtin_project_packages():
+            task_module = package + ".task"
+            try:
+                importlib.import_module(
+                    task_module if importlib.util.find_spec(task_module) else package)
+            except Exception as e:  # noqa: BLE001 - reported by list_tasks / resolve_task
+                _LOAD_ERRORS[package] = f"{type(e).__name__}: {e}"
     return dict(_LOAD_ERRORS)
 
 
@@ -106,5 +121,5 @@ def resolve_task(name: str) -> Type[Task]:
     return cls
 
 
-__all__ = ["HookBase", "Task", "TASK_REGISTRY", "list_tasks", "load_builtin_projects",
-           "resolve_task"]
+__all__ = ["HookBase", "Task", "TASK_REGISTRY", "builtin_project_packages", "list_tasks",
+           "load_builtin_projects", "project_submodules", "resolve_task"]

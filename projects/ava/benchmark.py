@@ -122,7 +122,7 @@ def generate(workdir: str, frames: int, rows_per_frame: int, seed: int = 0) -> D
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
-    from projects.ava.evaluation import evaluate, read_box_csv, read_exclusions, read_labelmap
+    from mvit_tasks.projects.ava.evaluation import evaluate, read_box_csv, read_exclusions, read_labelmap
 
     workdir = args.ava_workdir or tempfile.mkdtemp(prefix="ava_bench_")
     os.makedirs(workdir, exist_ok=True)
@@ -173,8 +173,8 @@ def table(results: List[Dict[str, Any]]) -> List[str]:
 
 # ------------------------------------------------------------------ --mode ava_demo_memory
 DEMO_MODE_NAME = "ava_demo_memory"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO_CONFIG = os.path.join(ROOT, "projects", "ava", "configs", "demo_synthetic.yaml")
+DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
+                           "demo_synthetic.yaml")
 
 
 def add_demo_args(parser: argparse.ArgumentParser) -> None:
@@ -245,7 +245,7 @@ def run_demo_memory(args: argparse.Namespace) -> Dict[str, Any]:
     from mvit_tasks.config import load_config
     from mvit_tasks.data.video_io import probe_video
     from mvit_tasks.engine.defaults import add_engine_config
-    from projects.ava.task import AvaTask
+    from mvit_tasks.projects.ava.task import AvaTask
 
     cfg = load_config(args.ava_demo_config, [],
                       extra_config_fns=[add_engine_config, AvaTask.add_config])
@@ -263,7 +263,7 @@ def run_demo_memory(args: argparse.Namespace) -> Dict[str, Any]:
             boxes, labelmap = write_demo_inputs(workdir, "segment", seconds,
                                                 args.ava_demo_keyframe_step)
             out = os.path.join(workdir, "vis")
-            cmd = [sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--task", "ava",
+            cmd = [sys.executable, "-m", "mvit_tasks.cli.demo", "--task", "ava",
                    "--config-file", args.ava_demo_config, "--random-weights", "--video", video,
                    "--boxes", boxes,
                    "--labelmap", labelmap, "--output", out, "--thresh", "0",

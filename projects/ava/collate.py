@@ -16,7 +16,7 @@ from mvit_tasks.data.collate import is_skipped
 
 
 def ava_collate(items: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Collate :class:`~projects.ava.dataset.AvaKeyframeDataset` samples.
+    """Collate :class:`~mvit_tasks.projects.ava.dataset.AvaKeyframeDataset` samples.
 
     Returns:
         ``{"video": B x 3 x T x H_max x W_max, "boxes": (K, 5) float32 [b, x1, y1, x2, y2]

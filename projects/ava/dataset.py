@@ -15,7 +15,7 @@ its rounding.
 
 Randomness of a training sample comes from a ``torch.Generator`` seeded from ``(seed,
 sample_seed, index)``. Unreadable media give a skip marker that
-:func:`projects.ava.collate.ava_collate` counts.
+:func:`mvit_tasks.projects.ava.collate.ava_collate` counts.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ as ``OUTPUT/person_boxes.csv``, which ``--boxes`` reads back. Keyframes are ever
 ``AVA.SEGMENT_START_SEC 0`` for a video of your own).
 
 The model scores each keyframe's boxes on the clip centred there
-(:class:`~projects.ava.predictor.AvaPredictor`: the test protocol, each clip read by seeking
+(:class:`~mvit_tasks.projects.ava.predictor.AvaPredictor`: the test protocol, each clip read by seeking
 to its window). The output is written in one streaming pass over the file's own frames at
 their own times: a frame shows the boxes of the nearest keyframe within +-0.5 s, with the
 ``--top-k`` actions above ``--thresh``; each keyframe's PNG is the frame nearest to it. Memory

@@ -126,7 +126,7 @@ class AvaDetector(nn.Module):
     ``(K, 5)``. Training returns ``{"loss_bce": mean BCE-with-logits over K x C}`` against
     ``batch["labels"]`` ``(K, C)``; evaluation returns one dict per clip ``{"video_id",
     "timestamp", "boxes": (N, 4) normalised x1, y1, x2, y2 (batch["norm_boxes"]),
-    "scores": (N, C) sigmoid}``, the format of :class:`projects.ava.evaluation.AvaEvaluator`.
+    "scores": (N, C) sigmoid}``, the format of :class:`mvit_tasks.projects.ava.evaluation.AvaEvaluator`.
     """
 
     def __init__(self, backbone: Backbone, head: RoIActionHead, in_feature: str) -> None:

@@ -9,7 +9,7 @@ then dropout (``MODEL.DROPOUT_RATE``), ``projection`` and ``MODEL.HEAD_ACT`` at 
 ``datasets/ava_helper.py`` fixes 30 fps from second 900 and reads the ``AVA.*`` list / file keys
 below; ``ava_dataset.py`` jitters the short side in ``DATA.TRAIN_JITTER_SCALES``.
 
-Used through :meth:`projects.ava.task.AvaTask.from_official_config` (the task hook that
+Used through :meth:`mvit_tasks.projects.ava.task.AvaTask.from_official_config` (the task hook that
 :func:`~mvit_tasks.checkpoint.official_config.arch_from_official` asks); the result becomes
 ``info["task_config"]``, written by ``write_native_config``:
 

@@ -42,7 +42,7 @@ def select_persons(boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tens
 
 
 class CocoPersonDetector:
-    """Persons of a :class:`~projects.coco_detection.predictor.CocoPredictor`.
+    """Persons of a :class:`~mvit_tasks.projects.coco_detection.predictor.CocoPredictor`.
 
     Args:
         predictor: the COCO project's detector.
@@ -53,7 +53,7 @@ class CocoPersonDetector:
 
     def __init__(self, predictor, score_thresh: float = 0.8,
                  person_label: Optional[int] = None) -> None:
-        from projects.coco_detection.predictor import COCO_NUM_CLASSES, COCO_PERSON_LABEL
+        from mvit_tasks.projects.coco_detection.predictor import COCO_NUM_CLASSES, COCO_PERSON_LABEL
 
         if person_label is None:
             person_label = predictor.label_of("person")
@@ -71,7 +71,7 @@ class CocoPersonDetector:
                     score_thresh: float = 0.8, person_label: Optional[int] = None,
                     device: Optional[torch.device] = None) -> "CocoPersonDetector":
         """The COCO task's detector of ``config_file`` with ``weights``."""
-        from projects.coco_detection.predictor import CocoPredictor
+        from mvit_tasks.projects.coco_detection.predictor import CocoPredictor
 
         return cls(CocoPredictor.from_config(config_file, weights, opts, device), score_thresh,
                    person_label)

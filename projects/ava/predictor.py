@@ -1,10 +1,10 @@
 """Action scores of the persons in a video: an AVA model on keyframes, boxes given or detected.
 
-Clips follow the task's test protocol (:class:`~projects.ava.dataset.AvaKeyframeDataset` in
+Clips follow the task's test protocol (:class:`~mvit_tasks.projects.ava.dataset.AvaKeyframeDataset` in
 test mode: ``T x tau`` frames of the ``AVA.FPS`` time grid centred on the keyframe, nearest
 frame by presentation time, short side ``AVA.TEST_SHORT_SIDE``, full frame), each read by
 seeking to its window. Without a box file, :meth:`AvaPredictor.detect_persons` runs a person
-detector (:mod:`projects.ava.person_detector`) on each keyframe's frame in one streaming pass
+detector (:mod:`mvit_tasks.projects.ava.person_detector`) on each keyframe's frame in one streaming pass
 over the video (one frame held). Memory is bounded by a clip, not by the video::
 
     p = AvaPredictor.from_config(cfg_file, weights="ava.pyth")
@@ -30,7 +30,7 @@ Scores = Dict[int, Tuple[np.ndarray, np.ndarray]]  # second -> (boxes (N, 4), sc
 
 
 class AvaPredictor:
-    """Runs an :class:`~projects.ava.model.AvaDetector` on keyframe clips.
+    """Runs an :class:`~mvit_tasks.projects.ava.model.AvaDetector` on keyframe clips.
 
     Args:
         model: ``model.forward_logits(B x 3 x T x H x W, rois (K, 5)) -> (K, C)`` logits.

@@ -5,7 +5,7 @@ Data protocol of PySlowFast (``slowfast/datasets/ava_helper.py``, ``ava_dataset.
 labelled by IoU >= 0.9 to a GT box), test on detected boxes with score >= ``AVA.
 DETECTION_SCORE_THRESH``; frames at ``AVA.FPS`` from the segment starting at
 ``AVA.SEGMENT_START_SEC``. Metric: frame-mAP@0.5 of the official ActivityNet evaluator
-(:mod:`projects.ava.evaluation`). SlowFast users: ``AVA.FRAME_DIR`` / ``FRAME_LIST_DIR`` /
+(:mod:`mvit_tasks.projects.ava.evaluation`). SlowFast users: ``AVA.FRAME_DIR`` / ``FRAME_LIST_DIR`` /
 ``ANNOTATION_DIR`` / ``TRAIN_GT_BOX_LISTS`` / ``TRAIN_PREDICT_BOX_LISTS`` /
 ``TEST_PREDICT_BOX_LISTS`` / ``GROUNDTRUTH_FILE`` / ``LABEL_MAP_FILE`` / ``EXCLUSION_FILE`` /
 ``DETECTION_SCORE_THRESH`` keep their names; ``1 / DETECTION.SPATIAL_SCALE_FACTOR`` ->

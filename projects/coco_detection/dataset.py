@@ -6,7 +6,7 @@ the target) and detectron2's ``DatasetMapper`` for training: crowd regions are l
 training targets (they are ignored, not negatives) and images left without annotations are
 filtered by default (``filter_empty``).
 
-Bad records follow :mod:`projects.coco_detection.converters.coco_json` (structural errors raise;
+Bad records follow :mod:`mvit_tasks.projects.coco_detection.converters.coco_json` (structural errors raise;
 degenerate boxes and invalid polygons are dropped and listed in ``dataset.dropped``). An image
 whose file is missing on disk, cannot be decoded, or whose size differs from its json entry
 yields the skip marker ``{"skipped": (path, reason)}`` instead of a sample;
@@ -23,7 +23,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_image, read_file
 
-from projects.coco_detection.converters.coco_json import (
+from mvit_tasks.projects.coco_detection.converters.coco_json import (
     CocoInstances,
     Dropped,
     decode_segmentation,
@@ -65,7 +65,7 @@ class CocoDetectionDataset(torch.utils.data.Dataset):
         json_path: COCO instances json.
         image_root: folder the images' ``file_name`` entries are relative to.
         transforms: ``(tv_tensors.Image uint8, target) -> (image, target)``, e.g.
-            :func:`projects.coco_detection.transforms.build_train_transforms`; the target's
+            :func:`mvit_tasks.projects.coco_detection.transforms.build_train_transforms`; the target's
             ``boxes`` / ``masks`` are ``tv_tensors.BoundingBoxes`` / ``tv_tensors.Mask`` there.
         train: leave crowd annotations out of the targets (kept with ``iscrowd=1`` otherwise).
         filter_empty: drop images without (non-crowd, when ``train``) annotations; default

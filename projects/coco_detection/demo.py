@@ -2,7 +2,7 @@
 
 Like detectron2's ``demo/demo.py`` (``--config-file``, ``--input``, ``--output``,
 ``--confidence-threshold``, trailing ``KEY VALUE`` overrides), on this project's ``coco`` task
-config (:class:`~projects.coco_detection.predictor.CocoPredictor`)::
+config (:class:`~mvit_tasks.projects.coco_detection.predictor.CocoPredictor`)::
 
     python tools/demo.py --task coco \\
         --config-file projects/coco_detection/configs/demo_shapes.yaml \\

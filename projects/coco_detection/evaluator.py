@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from mvit_tasks.evaluation.evaluator import DatasetEvaluator
 from mvit_tasks.utils.comm import gather_list
-from projects.coco_detection.converters.coco_json import CocoInstances, load_coco_json
-from projects.coco_detection.converters.coco_results import (
+from mvit_tasks.projects.coco_detection.converters.coco_json import CocoInstances, load_coco_json
+from mvit_tasks.projects.coco_detection.converters.coco_results import (
     instances_to_coco_results,
     load_coco_results,
     validate_coco_results,
@@ -167,7 +167,7 @@ def evaluate_files(gt_json: str, dt_json: str, iou_types: Sequence[str] = IOU_TY
 def _load_image_ids(path: str, gt: CocoInstances) -> List[int]:
     import json
 
-    from projects.coco_detection.converters import CocoFormatError
+    from mvit_tasks.projects.coco_detection.converters import CocoFormatError
 
     try:
         with open(path) as f:
@@ -244,7 +244,7 @@ class CocoEvaluator(DatasetEvaluator):
         """Convert one batch of detections to COCO result records.
 
         Args:
-            inputs: a batch of :func:`~projects.coco_detection.dataset.collate_detection`
+            inputs: a batch of :func:`~mvit_tasks.projects.coco_detection.dataset.collate_detection`
                 (its ``"targets"`` are used) or a list of per-image dicts (e.g. the dataset's
                 targets), each with ``"image_id"`` and, optionally, ``"size"`` (H, W) of the
                 image given to the model, i.e. the frame of the outputs (default: the

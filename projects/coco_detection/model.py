@@ -2,17 +2,17 @@
 
 Follows torchvision's detection model I/O (``torchvision/models/detection/generalized_rcnn.py``)
 and the engine's Task contract (``mvit_tasks/tasks/base.py``): ``forward(batch)`` takes the
-dict of :func:`projects.coco_detection.dataset.collate_detection`; in training it returns
+dict of :func:`mvit_tasks.projects.coco_detection.dataset.collate_detection`; in training it returns
 torchvision's loss dict, in evaluation one output dict per image in the frame of the image
-given to the model, which :class:`projects.coco_detection.evaluator.CocoEvaluator` rescales to
+given to the model, which :class:`mvit_tasks.projects.coco_detection.evaluator.CocoEvaluator` rescales to
 the original image with the target's ``"size"``.
 
 Inference reproduces detectron2's by default (``DefaultPredictor`` / the test mapper, then
 ``GeneralizedRCNN.inference`` + ``detector_postprocess``): the image is resized by
 ``ResizeShortestEdge(short, max_size)`` rules (sizes rounded as ``get_output_shape``, uint8
-pixels by PIL bilinear, see :func:`~projects.coco_detection.transforms.resize_image_detectron2`),
+pixels by PIL bilinear, see :func:`~mvit_tasks.projects.coco_detection.transforms.resize_image_detectron2`),
 normalised in 0-255 units, and the detections are mapped back to the given image with
-:func:`~projects.coco_detection.modeling.postprocess.detector_postprocess` (masks pasted at
+:func:`~mvit_tasks.projects.coco_detection.modeling.postprocess.detector_postprocess` (masks pasted at
 sub-pixel precision). ``test_resize="torchvision"`` / ``mask_paste="torchvision"`` select
 torchvision's ``GeneralizedRCNNTransform`` resize / integer-box paste instead.
 """
@@ -41,7 +41,7 @@ def _as_float(image: torch.Tensor) -> torch.Tensor:
 
 
 class CocoDetector(nn.Module):
-    """Wraps a :func:`~projects.coco_detection.modeling.build_mask_rcnn` model.
+    """Wraps a :func:`~mvit_tasks.projects.coco_detection.modeling.build_mask_rcnn` model.
 
     Args:
         detector: torchvision ``MaskRCNN`` / ``FasterRCNN`` (its weights are ``detector.*`` in
@@ -77,7 +77,7 @@ class CocoDetector(nn.Module):
                 normalisation in 0-255 units) or ``"torchvision"`` (``GeneralizedRCNNTransform``:
                 floor-rounded sizes, bilinear interpolation of the float image).
             mask_paste: ``"detectron2"`` (sub-pixel ``grid_sample`` paste) or ``"torchvision"``
-                (integer boxes); see :mod:`projects.coco_detection.modeling.postprocess`.
+                (integer boxes); see :mod:`mvit_tasks.projects.coco_detection.modeling.postprocess`.
             mask_threshold: masks are returned as ``prob >= mask_threshold`` (detectron2: 0.5),
                 or as probabilities when None.
         """
@@ -92,7 +92,7 @@ class CocoDetector(nn.Module):
     def build(cls, backbone: Backbone, num_classes: int, **kwargs: Any) -> "CocoDetector":
         """``CocoDetector(build_mask_rcnn(backbone, num_classes, **kwargs))``; ``num_classes``
         counts the background (COCO: 81). ``roi_heads="cascade"`` builds Cascade Mask R-CNN
-        (:class:`~projects.coco_detection.modeling.CascadeRoIHeads` at ``detector.roi_heads``);
+        (:class:`~mvit_tasks.projects.coco_detection.modeling.CascadeRoIHeads` at ``detector.roi_heads``);
         its training losses are ``loss_cls_stage{k}``, ``loss_box_reg_stage{k}`` (k = 0, 1, 2)
         instead of ``loss_classifier`` / ``loss_box_reg``, its outputs the same."""
         return cls(build_mask_rcnn(backbone, num_classes, **kwargs))

@@ -1,11 +1,11 @@
 """Detections of a coco-task model (MViTv2 Mask R-CNN / Cascade) on any RGB image or frame.
 
-Inference is the task's own (:class:`~projects.coco_detection.model.CocoDetector` in eval
+Inference is the task's own (:class:`~mvit_tasks.projects.coco_detection.model.CocoDetector` in eval
 mode): uint8 pixels in, resized as detectron2's ``DefaultPredictor``, detections back in the
 pixels of the given image. Weights in every format the task reads (``native`` checkpoints of
 ``tools/train_net.py``, detectron2 ``model_final.pkl`` / converted ``.pth``)::
 
-    from projects.coco_detection.predictor import CocoPredictor
+    from mvit_tasks.projects.coco_detection.predictor import CocoPredictor
     p = CocoPredictor.from_config("projects/coco_detection/configs/mask_rcnn_mvitv2_t_3x.yaml",
                                   weights="model_final.pkl")
     det = p(rgb)                 # rgb: H x W x 3 uint8; det["boxes"] (D, 4) xyxy pixels, ...

@@ -109,7 +109,7 @@ def add_coco_config(cfg: CfgNode) -> None:
 
 
 def detector_kwargs(cfg: CfgNode) -> Dict[str, Any]:
-    """Keyword arguments of :func:`~projects.coco_detection.modeling.build_mask_rcnn` from
+    """Keyword arguments of :func:`~mvit_tasks.projects.coco_detection.modeling.build_mask_rcnn` from
     ``cfg`` (everything but the backbone and the class count)."""
     d, i = cfg.COCO.DETECTOR, cfg.COCO.INPUT
     return dict(

@@ -1,7 +1,7 @@
 """Mode ``data``: decoded + augmented training clips per second, OUR data pipeline against
 pytorchvideo's, on the same folder of videos.
 
-* ours: ``projects.video_classification.dataset.ClipClassificationDataset`` (mode ``train``,
+* ours: ``mvit_tasks.projects.video_classification.dataset.ClipClassificationDataset`` (mode ``train``,
   ``random`` sampling): seek to the key frame before the clip, decode up to its last frame,
   convert only the T sampled frames to RGB, short-side jitter + crop + flip on uint8, then
   float normalisation of the crop.

@@ -1,7 +1,7 @@
 """``tools/demo.py --task kinetics|ssv2|imagenet|classification``: top-5 classes of your video.
 
 The classification task's test protocol on any video file, frame folder or image
-(:class:`~projects.video_classification.predictor.ClassificationPredictor`: clips x crops
+(:class:`~mvit_tasks.projects.video_classification.predictor.ClassificationPredictor`: clips x crops
 spread over the whole video, averaged; one clip in memory at a time)::
 
     python tools/demo.py --task kinetics --input my_video.mp4 --weights K400_MVITv2_S.pyth
@@ -29,8 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from mvit_tasks.utils.cli import parse_with_overrides
 
 DEMO_NAMES = ("classification", "kinetics", "ssv2", "imagenet")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = os.path.join(ROOT, "projects", "video_classification", "configs")
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIGS = {"kinetics": "mvitv2_s_16x4_k400.yaml", "ssv2": "mvitv2_s_16x4_ssv2.yaml",
                    "imagenet": "mvitv2_s_in1k.yaml"}
 PRESET_TAGS = {"kinetics": "k400", "ssv2": "ssv2", "imagenet": "in1k"}  # official weights tags

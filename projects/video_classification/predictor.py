@@ -1,7 +1,7 @@
 """Top-k classes of a classification model on any video, image or frame folder.
 
 The test protocol of the classification task, unchanged: the views are those of
-:class:`~projects.video_classification.dataset.ClipClassificationDataset` in test mode
+:class:`~mvit_tasks.projects.video_classification.dataset.ClipClassificationDataset` in test mode
 (PySlowFast's ``TEST.NUM_ENSEMBLE_VIEWS`` clips spread uniformly over the whole video x
 ``TEST.NUM_SPATIAL_CROPS`` crops; SSv2's segment sampling; one image crop), with the same
 sampling functions, transforms and ensembling (``CLS.ENSEMBLE``: mean softmax by default, as
@@ -11,7 +11,7 @@ logits are kept, so memory is bounded by one clip whatever the video's length.
 
 Python use::
 
-    from projects.video_classification.predictor import ClassificationPredictor
+    from mvit_tasks.projects.video_classification.predictor import ClassificationPredictor
     p = ClassificationPredictor.from_config("projects/video_classification/configs/"
                                             "mvitv2_s_16x4_k400.yaml", weights="K400.pyth",
                                             task="kinetics")

@@ -3,7 +3,6 @@
 comparison of two run folders, and a tiny regression loop for direct TrainLoop / hook tests."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from typing import Any, Dict, List
@@ -22,11 +21,10 @@ TASK = "toy_task:ToyTask"
 
 
 def load_train_net() -> Any:
-    """tools/train_net.py as a module (it is a script, not a package member)."""
-    spec = importlib.util.spec_from_file_location("train_net_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module behind tools/train_net.py (``mvit_tasks.cli.train_net``)."""
+    from mvit_tasks.cli import train_net
+
+    return train_net
 
 
 def read_records(path: Any) -> List[Dict[str, Any]]:

@@ -9,7 +9,6 @@ import hashlib
 import io
 import logging
 import os
-import sys
 
 import pytest
 import torch
@@ -162,11 +161,7 @@ def test_offline_mirror_and_page_only_weights(tiny_zoo, tmp_path, torch_home, mo
 
 
 def test_download_weights_tool(tiny_zoo, torch_home, capsys):
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import download_weights
-    finally:
-        sys.path.pop(0)
+    from mvit_tasks.cli import download_weights
     assert download_weights.main(["--list"]) == 0
     table = capsys.readouterr().out
     assert f"| {NAME}.k400 | slowfast |" in table and "sha256 |" in table

@@ -21,7 +21,7 @@ from mvit_tasks.engine.optim import unwrap_model
 from mvit_tasks.export import maybe_compile
 from mvit_tasks.modeling.backbone.variants import get_variant
 from mvit_tasks.modeling.meta_arch import Classifier
-from projects.video_classification.tests import test_task as project_tests
+from mvit_tasks.projects.video_classification.tests import test_task as project_tests
 
 
 def _video(**kw: Any) -> Classifier:
@@ -65,7 +65,7 @@ def test_one_graph_without_breaks(name: str, train: bool) -> None:
 
 
 def test_the_engines_batch_dict_model_has_no_graph_break() -> None:
-    from projects.video_classification.model import ClipClassifier
+    from mvit_tasks.projects.video_classification.model import ClipClassifier
 
     arch = get_variant("mvitv2_s_16x4").arch.shallow(2).replace(num_frames=4,
                                                                  spatial_size=(64, 64))

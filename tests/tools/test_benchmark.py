@@ -93,11 +93,7 @@ def test_modes_registry_and_pairs():
     from mvit_tasks.benchmark import MODES as PKG_MODES
     from mvit_tasks.benchmark.pairs import DEFAULT_PAIRS, PAIRS, input_shape
 
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import benchmark
-    finally:
-        sys.path.pop(0)
+    from mvit_tasks.cli import benchmark
     assert benchmark.MODES is PKG_MODES and "backbone" in benchmark.MODES
     add_args, run = benchmark.MODES["backbone"]
     assert callable(add_args) and callable(run)

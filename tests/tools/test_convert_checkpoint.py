@@ -26,8 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOOL = os.path.join(ROOT, "tools", "convert_checkpoint.py")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "official_configs")
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import convert_checkpoint  # noqa: E402  (tools/ is not a package)
+from mvit_tasks.cli import convert_checkpoint
 
 slow = pytest.mark.slow
 # fixture, layout of the synthetic checkpoint, classes, parameter count.

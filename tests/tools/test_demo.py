@@ -66,7 +66,7 @@ def test_overrides_after_a_list_of_inputs_are_overrides(tmp_path):
     assert split_trailing_overrides(inputs, ["K.V", "2"]) == (
         ["v.mp4", str(tmp_path / "A.B")], ["DATA.NUM_FRAMES", "8", "CLS.X", "1", "K.V", "2"])
     assert split_trailing_overrides(["a.png", "b.png"], []) == (["a.png", "b.png"], [])
-    from projects.coco_detection.demo import parse_args
+    from mvit_tasks.projects.coco_detection.demo import parse_args
 
     args = parse_args(["--config-file", "c.yaml", "--output", "o", "--input", "a.png", "b.png",
                        "MODEL.WEIGHTS", "w.pth"])

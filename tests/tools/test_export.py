@@ -42,7 +42,7 @@ def _tool():
 
 
 def _demo_model(opts=()) -> Classifier:
-    from projects.video_classification.task import ClassificationTask
+    from mvit_tasks.projects.video_classification.task import ClassificationTask
 
     cfg = load_config(DEMO, list(opts),
                       extra_config_fns=[add_engine_config, ClassificationTask.add_config])

@@ -210,11 +210,7 @@ def test_analyze_model_cli_json(tmp_path):
 
 
 def test_analyze_model_backbone_only_in_process(tmp_path, capsys):
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import analyze_model as tool
-    finally:
-        sys.path.pop(0)
+    from mvit_tasks.cli import analyze_model as tool
     res = tool.main(["--variant", "mvit_b_16x4", "--input-size", "4", "64", "64",
                      "--num-classes", "0", "--convention", "torchvision"])
     assert res["num_classes"] == 0 and res["convention"] == "torchvision"
@@ -224,11 +220,7 @@ def test_analyze_model_backbone_only_in_process(tmp_path, capsys):
 
 
 def test_analyze_model_config_file(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import analyze_model as tool
-    finally:
-        sys.path.pop(0)
+    from mvit_tasks.cli import analyze_model as tool
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("MODEL:\n  VARIANT: mvitv2_t\n  NUM_CLASSES: 10\nDATA:\n  TEST_CROP_SIZE: 64\n")
     res = tool.main(["--config-file", str(cfg), "MODEL.MVIT.EMBED_DIM", "16"])

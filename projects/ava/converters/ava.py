@@ -15,7 +15,7 @@ Formats (https://research.google.com/ava/download.html) and the data protocol fo
 
 Rows are read by the evaluator's reader (:func:`..evaluation.io.read_box_csv`: one reader for
 converters, dataset, evaluator, demo and ``prepare_ava.py validate``), under its rules: a row it
-cannot parse raises :class:`~projects.ava.evaluation.io.AvaFormatError` naming ``file:line``
+cannot parse raises :class:`~mvit_tasks.projects.ava.evaluation.io.AvaFormatError` naming ``file:line``
 (wrong field count, unparsable field), as does an action id outside the model's classes
 (SlowFast's dataset asserts it); rows that parse but look wrong (boxes outside [0, 1],
 inverted, zero-area, repeated) are kept and reported, or refused with ``strict``.

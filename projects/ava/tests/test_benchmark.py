@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from projects.ava import benchmark
+from mvit_tasks.projects.ava import benchmark
 
 
 def test_benchmark_mode_on_a_tiny_case(tmp_path):

@@ -4,11 +4,11 @@ import gzip
 import numpy as np
 import pytest
 
-from projects.ava.converters import (
+from mvit_tasks.projects.ava.converters import (
     box_iou, keyframe_frame_index, merge_detected_boxes, read_ava_boxes, read_frame_list,
     write_detection_csv,
 )
-from projects.ava.evaluation.io import AvaFormatError, read_box_csv
+from mvit_tasks.projects.ava.evaluation.io import AvaFormatError, read_box_csv
 
 GT = ("vid_a,0902,0.1,0.2,0.5,0.9,12,0\n"
       "vid_a,902,0.1,0.2,0.5,0.9,79,0\n"
@@ -129,7 +129,7 @@ def test_write_detection_csv_roundtrip(tmp_path):
 
 
 def test_prepare_ava_extracts_frames_at_the_target_rate(tmp_path):
-    from datasets.prepare_ava import extract_frames
+    from mvit_tasks.cli.prepare_ava import extract_frames
     from mvit_tasks.data.video_io import write_video
 
     video = str(tmp_path / "seg.mp4")  # a cut segment: frame 0 is second 900

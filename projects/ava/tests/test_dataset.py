@@ -5,9 +5,9 @@ import torch
 from PIL import Image
 
 from mvit_tasks.data.video_io import write_video
-from projects.ava.collate import ava_collate
-from projects.ava.converters import KeyframeRecord
-from projects.ava.dataset import (
+from mvit_tasks.projects.ava.collate import ava_collate
+from mvit_tasks.projects.ava.converters import KeyframeRecord
+from mvit_tasks.projects.ava.dataset import (
     AvaKeyframeDataset, clip_indices, crop_clip_and_boxes, hflip_clip_and_boxes,
     resize_clip_and_boxes,
 )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mvit_tasks.data.video_io import write_video
-from projects.ava.evaluation.io import sniff_box_kind
+from mvit_tasks.projects.ava.evaluation.io import sniff_box_kind
 
 from .tiny import CONFIG, TINY_OPTS
 
@@ -35,7 +35,7 @@ def test_box_file_kind_is_told_from_the_file(tmp_path, text, kind):
 
 
 def _run(tmp_path, boxes: str, *extra: str) -> str:
-    from projects.ava.demo import main
+    from mvit_tasks.projects.ava.demo import main
 
     video = str(tmp_path / "v.mp4")  # a 4-s segment from second 900 at 10 fps
     write_video(video, np.full((40, 32, 48, 3), 90, np.uint8), fps=10)
@@ -62,7 +62,7 @@ def test_ground_truth_boxes_of_person_0_are_kept(tmp_path, capsys):
 
 
 def test_the_demo_refuses_to_show_random_actions_unless_asked(tmp_path):
-    from projects.ava.demo import main
+    from mvit_tasks.projects.ava.demo import main
 
     gt = _w(tmp_path, "gt.csv", "v,0902,0.1,0.2,0.5,0.9,1,0\n")
     with pytest.raises(SystemExit, match=r"no weights .* --random-weights"):

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from projects.ava.evaluation import (AvaFormatError, evaluate, evaluate_files, read_box_csv,
+from mvit_tasks.projects.ava.evaluation import (AvaFormatError, evaluate, evaluate_files, read_box_csv,
                                      read_exclusions, read_labelmap, voc_average_precision)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(

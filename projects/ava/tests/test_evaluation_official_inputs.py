@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pytest
 
-from projects.ava.evaluation import AvaFormatError, evaluate_files
+from mvit_tasks.projects.ava.evaluation import AvaFormatError, evaluate_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))

@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pytest
 
-from projects.ava.evaluation import evaluate_files
-from projects.ava.evaluation.io import read_text, split_lines
+from mvit_tasks.projects.ava.evaluation import evaluate_files
+from mvit_tasks.projects.ava.evaluation.io import read_text, split_lines
 
 LABELS = {1: "stand", 2: "sit", 3: "walk", 5: "talk to", 8: "watch", 64: "fight"}
 LABEL_TYPES = {1: "PERSON_MOVEMENT", 2: "PERSON_MOVEMENT", 3: "PERSON_MOVEMENT",

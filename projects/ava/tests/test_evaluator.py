@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from projects.ava.evaluation import evaluate_files, read_box_csv
-from projects.ava.evaluation.evaluator import AvaEvaluator
+from mvit_tasks.projects.ava.evaluation import evaluate_files, read_box_csv
+from mvit_tasks.projects.ava.evaluation.evaluator import AvaEvaluator
 
 LABELMAP = "".join(f'label {{ name: "c{i}" label_id: {i} }}\n' for i in (1, 3, 64))
 A, B = [0.1, 0.1, 0.4, 0.9], [0.6, 0.1, 0.9, 0.9]
@@ -78,7 +78,7 @@ def test_duplicate_keyframes_count_once(files, monkeypatch):
     ev = AvaEvaluator(gt, lm, ex)
     ev.process(None, [frame("v1", 902, [A], {(0, 0): 0.9})])
     # a second rank holding the same keyframe again (a padded distributed sampler)
-    from projects.ava.evaluation import evaluator as mod
+    from mvit_tasks.projects.ava.evaluation import evaluator as mod
     monkeypatch.setattr(mod.comm, "gather_list", lambda items: list(items) + list(items))
     out = ev.evaluate()["ava"]
     assert out["num_keyframes"] == 1 and out["num_duplicate_keyframes"] == 1

@@ -20,8 +20,8 @@ from PIL import Image
 from mvit_tasks.data.video_io import (
     NearestPicker, VideoDecodeError, read_frames_at_times, write_video,
 )
-from projects.ava.converters import KeyframeRecord
-from projects.ava.dataset import AvaKeyframeDataset
+from mvit_tasks.projects.ava.converters import KeyframeRecord
+from mvit_tasks.projects.ava.dataset import AvaKeyframeDataset
 
 H, W, BITS, BLOCK_W, BLOCK_H = 64, 192, 12, 32, 16  # bits in rows 0-31; rows 32-63 stay black
 GRID = 30  # AVA's frame grid (AVA.FPS)
@@ -208,7 +208,7 @@ def test_unreadable_and_truncated_files_name_the_file(tmp_path):
 
 
 def _demo(tmp_path, video: str, stamps: Sequence[int]) -> str:
-    from projects.ava.demo import main
+    from mvit_tasks.projects.ava.demo import main
 
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("".join(f"v,{s},0.100,0.600,0.900,0.950,,0.950\n" for s in stamps))
@@ -267,7 +267,7 @@ def test_demo_memory_does_not_grow_with_the_video(tmp_path):
     decoded video would need ~2 x 150 MB more for the long one (frames + drawn copy)."""
     import argparse
 
-    from projects.ava import benchmark
+    from mvit_tasks.projects.ava import benchmark
 
     parser = argparse.ArgumentParser()
     benchmark.add_demo_args(parser)

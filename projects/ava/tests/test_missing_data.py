@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from mvit_tasks.engine.trainer import TooManyFailuresError
-from projects.ava.converters.ava import KeyframeRecord
-from projects.ava.task import check_media
+from mvit_tasks.projects.ava.converters.ava import KeyframeRecord
+from mvit_tasks.projects.ava.task import check_media
 
 from .tiny import CONFIG, run_opts, tiny_demo
 
@@ -65,7 +65,7 @@ def test_runs_stop_when_data_is_missing(tmp_path):
     assert "Traceback" not in proc.stderr and "mAP" not in proc.stdout
 
     # training keyframes missing: stops before the first iteration, nothing written
-    from tools.train_net import main
+    from mvit_tasks.cli.train_net import main
 
     for name in os.listdir(videos):
         os.remove(os.path.join(videos, name))
@@ -76,7 +76,7 @@ def test_runs_stop_when_data_is_missing(tmp_path):
 
 @pytest.mark.slow
 def test_undecodable_val_videos_fail_the_evaluation_after_writing_reports(tmp_path):
-    from tools.train_net import main
+    from mvit_tasks.cli.train_net import main
 
     data = str(tmp_path / "demo")
     paths = tiny_demo(data)

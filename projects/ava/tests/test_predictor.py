@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from mvit_tasks.data.video_io import probe_video, write_video
-from projects.ava.collate import ava_collate
-from projects.ava.converters.ava import read_ava_boxes
-from projects.ava.demo import caption_layout
-from projects.ava.person_detector import select_persons
-from projects.ava.predictor import AvaPredictor, load_ava_config, top_actions
+from mvit_tasks.projects.ava.collate import ava_collate
+from mvit_tasks.projects.ava.converters.ava import read_ava_boxes
+from mvit_tasks.projects.ava.demo import caption_layout
+from mvit_tasks.projects.ava.person_detector import select_persons
+from mvit_tasks.projects.ava.predictor import AvaPredictor, load_ava_config, top_actions
 
 from .tiny import CONFIG, TINY_OPTS
 
@@ -47,7 +47,7 @@ def _labelmap(tmp_path) -> str:
 
 
 def _run_demo(tmp_path, video: str, *extra: str) -> str:
-    from projects.ava.demo import main
+    from mvit_tasks.projects.ava.demo import main
 
     out = str(tmp_path / "vis")
     assert main(["--config-file", CONFIG, "--random-weights", "--video", video,
@@ -126,8 +126,8 @@ def test_demo_detects_persons_with_torchvision_faster_rcnn(tmp_path, capsys):
 
 
 def test_demo_detects_persons_with_the_coco_projects_detector(tmp_path, capsys):
-    from projects.coco_detection.predictor import load_coco_config
-    from projects.coco_detection.task import build_detector
+    from mvit_tasks.projects.coco_detection.predictor import load_coco_config
+    from mvit_tasks.projects.coco_detection.task import build_detector
 
     cfg_file = tmp_path / "detector.yaml"  # the COCO demo detector, shrunk
     cfg_file.write_text(
@@ -174,7 +174,7 @@ def test_captions_are_inside_the_frame_and_apart(h, w):
 
 
 def test_action_names_from_the_labelmap_or_the_shipped_list(tmp_path):
-    from projects.ava.predictor import action_names
+    from mvit_tasks.projects.ava.predictor import action_names
 
     cfg = load_ava_config(CONFIG, ["AVA.DATA_DIR", str(tmp_path), *OWN_VIDEO])
     assert action_names(cfg, _labelmap(tmp_path))[4] == "action number 4"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import mvit_tasks.engine.events as events
-from projects.ava.evaluation.evaluator import AvaEvaluator
+from mvit_tasks.projects.ava.evaluation.evaluator import AvaEvaluator
 
 LABELMAP = "".join(f'label {{ name: "c{i}" label_id: {i} }}\n' for i in (1, 3, 64, 80))
 A, B = [0.1, 0.1, 0.4, 0.9], [0.6, 0.1, 0.9, 0.9]

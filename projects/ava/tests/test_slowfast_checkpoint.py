@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any, Dict, Tuple
 
 import pytest
@@ -28,13 +27,12 @@ from mvit_tasks.checkpoint.loader import CheckpointMismatchError, load_weights
 from mvit_tasks.checkpoint.official_config import load_official_config
 from mvit_tasks.config import load_config
 from mvit_tasks.engine.defaults import add_engine_config
-from projects.ava.model import AvaDetector
-from projects.ava.task import AvaTask
+from mvit_tasks.projects.ava.model import AvaDetector
+from mvit_tasks.projects.ava.task import AvaTask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import convert_checkpoint  # noqa: E402  (tools/ is not a package)
+from mvit_tasks.cli import convert_checkpoint
 
 H, W = 64, 96  # test frames: short side DATA.TEST_CROP_SIZE, full width
 
@@ -335,8 +333,8 @@ def test_head_under_another_name_is_flagged_and_never_silently_dropped(tmp_path,
 
 # ------------------------------------------------------------------------------ eval-only
 def test_train_net_eval_only_with_the_converted_checkpoint(tmp_path):
-    from projects.ava.synthetic import generate_demo_ava
-    from tools.train_net import main
+    from mvit_tasks.projects.ava.synthetic import generate_demo_ava
+    from mvit_tasks.cli.train_net import main
 
     data = str(tmp_path / "demo")
     generate_demo_ava(data, num_train_videos=1, num_val_videos=2, num_keyframes=3,

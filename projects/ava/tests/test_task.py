@@ -8,8 +8,8 @@ import torch
 
 from mvit_tasks.modeling.backbone.arch import MViTArch
 from mvit_tasks.tasks import list_tasks
-from projects.ava.evaluation import evaluate_files
-from projects.ava.model import AvaDetector
+from mvit_tasks.projects.ava.evaluation import evaluate_files
+from mvit_tasks.projects.ava.model import AvaDetector
 
 from .tiny import CONFIG, run_opts, tiny_demo
 TINY = dict(num_frames=4, spatial_size=(32, 32), patch_kernel=(3, 5, 5), patch_stride=(2, 4, 4),
@@ -50,7 +50,7 @@ def test_roi_head_scale_from_output_shape_and_eval_format():
 def test_bad_ground_truth_row_stops_with_file_and_line(tmp_path):
     from mvit_tasks.config import load_config
     from mvit_tasks.engine.defaults import add_engine_config
-    from projects.ava.task import AvaTask
+    from mvit_tasks.projects.ava.task import AvaTask
 
     ann = tmp_path / "annotations"
     ann.mkdir()
@@ -64,7 +64,7 @@ def test_bad_ground_truth_row_stops_with_file_and_line(tmp_path):
 
 @pytest.mark.slow
 def test_train_net_end_to_end(tmp_path):
-    from tools.train_net import main
+    from mvit_tasks.cli.train_net import main
 
     data = str(tmp_path / "demo")
     paths = tiny_demo(data)
@@ -85,7 +85,7 @@ def test_train_net_end_to_end(tmp_path):
 
     # visualisation from the trained checkpoint: PNG per keyframe + an mp4 of every frame
     from mvit_tasks.data.video_io import probe_video
-    from projects.ava.demo import main as demo_main
+    from mvit_tasks.projects.ava.demo import main as demo_main
 
     vis = str(tmp_path / "vis")
     model_opts = opts  # the same config (the demo ignores the training keys)
@@ -115,7 +115,7 @@ def test_kinetics_classifier_weights_load_into_the_detector(tmp_path):
 def test_recipe_config_uses_the_last_stage_stride():
     from mvit_tasks.config import load_config
     from mvit_tasks.engine.defaults import add_engine_config
-    from projects.ava.task import AvaTask
+    from mvit_tasks.projects.ava.task import AvaTask
 
     path = os.path.join(os.path.dirname(CONFIG), "mvitv2_s_16x4_k400.yaml")
     cfg = load_config(path, [], extra_config_fns=[add_engine_config, AvaTask.add_config])

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from datasets.prepare_ava import main
-from projects.ava.converters.validate import classify
+from mvit_tasks.cli.prepare_ava import main
+from mvit_tasks.projects.ava.converters.validate import classify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))

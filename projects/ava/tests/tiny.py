@@ -20,7 +20,7 @@ TINY_OPTS: List[str] = [
 
 def tiny_demo(root: str, num_train: int = 2, num_val: int = 2) -> Dict[str, str]:
     """A 32 x 48 demo set with 3 keyframes per segment (``generate_demo_ava``'s paths)."""
-    from projects.ava.synthetic import generate_demo_ava
+    from mvit_tasks.projects.ava.synthetic import generate_demo_ava
 
     return generate_demo_ava(root, num_train_videos=num_train, num_val_videos=num_val,
                              num_keyframes=3, size=(32, 48), seed=1)

@@ -29,7 +29,7 @@ NOT_INSTALLED = (
     "detectron2 is not installed: the detectron2 adapter needs `import detectron2` to work "
     "(it has no wheels for current torch and no sources on PyPI; build it from "
     "https://github.com/facebookresearch/detectron2). The torchvision-assembled detector "
-    "(projects.coco_detection.modeling.build_mask_rcnn) needs no detectron2."
+    "(mvit_tasks.projects.coco_detection.modeling.build_mask_rcnn) needs no detectron2."
 )
 
 

@@ -21,10 +21,10 @@ from torchvision.ops import nms
 
 from mvit_tasks.config import arch_from_cfg, load_config
 from mvit_tasks.engine.defaults import add_engine_config
-from projects.coco_detection.model import CocoDetector
-from projects.coco_detection.modeling import CascadeRoIHeads, build_mask_rcnn
-from projects.coco_detection.task import CocoTask, detector_kwargs
-from projects.coco_detection.tests.test_modeling import (
+from mvit_tasks.projects.coco_detection.model import CocoDetector
+from mvit_tasks.projects.coco_detection.modeling import CascadeRoIHeads, build_mask_rcnn
+from mvit_tasks.projects.coco_detection.task import CocoTask, detector_kwargs
+from mvit_tasks.projects.coco_detection.tests.test_modeling import (
     CASCADE,
     K,
     _backbone,
@@ -276,7 +276,7 @@ def test_train_step_losses_match_detectron2_and_gradients_scale_by_a_third() -> 
 
 
 def test_scale_gradient_is_off_in_eval_and_exact() -> None:
-    from projects.coco_detection.modeling.cascade import scale_gradient
+    from mvit_tasks.projects.coco_detection.modeling.cascade import scale_gradient
 
     x = torch.randn(4, 3, requires_grad=True)
     y = scale_gradient(x, 1.0 / 3)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_util
 
-from projects.coco_detection.converters import (
+from mvit_tasks.projects.coco_detection.converters import (
     CategoryMapping,
     CocoFormatError,
     decode_segmentation,
@@ -191,7 +191,7 @@ def test_load_results_rejects_non_list(tmp_path):
 def test_base_is_not_mutated(tmp_path):
     data = _base()
     before = copy.deepcopy(data)
-    from projects.coco_detection.converters import validate_coco_dict
+    from mvit_tasks.projects.coco_detection.converters import validate_coco_dict
 
     validate_coco_dict(data)
     assert data == before

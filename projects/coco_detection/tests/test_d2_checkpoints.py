@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import sys
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -27,14 +26,13 @@ from mvit_tasks.checkpoint.io import load_checkpoint_file
 from mvit_tasks.config import load_config
 from mvit_tasks.engine.defaults import add_engine_config
 from mvit_tasks.modeling.build import create_model
-from projects.coco_detection.modeling import torchvision_to_detectron2
-from projects.coco_detection.task import CocoTask
-from projects.coco_detection.tests.test_modeling import _fill
+from mvit_tasks.projects.coco_detection.modeling import torchvision_to_detectron2
+from mvit_tasks.projects.coco_detection.task import CocoTask
+from mvit_tasks.projects.coco_detection.tests.test_modeling import _fill
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 DEMO_CFG = os.path.join(ROOT, "projects", "coco_detection", "configs", "demo_shapes.yaml")
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import convert_checkpoint  # noqa: E402  (tools/ is not a package)
+from mvit_tasks.cli import convert_checkpoint
 
 K = 3  # foreground classes of the demo config (MODEL.NUM_CLASSES 4)
 C, FC = 16, 32  # FPN channels, box-head fc width
@@ -297,7 +295,7 @@ def test_model_weights_loads_a_detectron2_checkpoint_strictly(tmp_path, caplog, 
     if fmt == "pkl":  # 0-d counters stay 0-d through the safe reader
         obj = load_checkpoint_file(path)["model"]
         assert all(obj[k].ndim == 0 for k in obj if k.endswith("num_batches_tracked"))
-    with caplog.at_level(logging.INFO, logger="projects.coco_detection.task"):
+    with caplog.at_level(logging.INFO, logger="mvit_tasks.projects.coco_detection.task"):
         model = build(cascade, path, "auto", seed=5)
     assert_same_state(model.state_dict(), expected_in_ours(d2, cascade))
     line = [r.getMessage() for r in caplog.records if "MODEL.WEIGHTS" in r.getMessage()]

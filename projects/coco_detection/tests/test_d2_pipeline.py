@@ -23,13 +23,13 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image as tv_pa
 
 from mvit_tasks.modeling.backbone.mvit import MViT
 from mvit_tasks.modeling.backbone.variants import get_variant
-from projects.coco_detection.model import CocoDetector
-from projects.coco_detection.modeling.postprocess import (
+from mvit_tasks.projects.coco_detection.model import CocoDetector
+from mvit_tasks.projects.coco_detection.modeling.postprocess import (
     detector_postprocess,
     paste_masks,
     paste_masks_detectron2,
 )
-from projects.coco_detection.transforms import (
+from mvit_tasks.projects.coco_detection.transforms import (
     build_test_transforms,
     resize_image_detectron2,
     shortest_edge_size,
@@ -347,7 +347,7 @@ def test_torchvision_options_stay_available():
 def test_task_keys_reach_the_model_and_test_images_stay_uint8(tmp_path):
     from mvit_tasks.config import load_config
     from mvit_tasks.engine.defaults import add_engine_config
-    from projects.coco_detection.task import CocoTask, build_detector
+    from mvit_tasks.projects.coco_detection.task import CocoTask, build_detector
 
     demo = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "demo_shapes.yaml")
     opts = ["COCO.DATA_DIR", str(tmp_path), "COCO.DEMO_NUM_TRAIN", "2", "COCO.DEMO_NUM_VAL", "2",

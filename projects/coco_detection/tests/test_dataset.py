@@ -11,10 +11,10 @@ import torch
 from pycocotools import mask as mask_util
 from torchvision.io import write_png
 
-from projects.coco_detection.converters import decode_segmentation
-from projects.coco_detection.dataset import CocoDetectionDataset, collate_detection, is_skipped
-from projects.coco_detection.evaluator import CocoEvaluator
-from projects.coco_detection.transforms import (
+from mvit_tasks.projects.coco_detection.converters import decode_segmentation
+from mvit_tasks.projects.coco_detection.dataset import CocoDetectionDataset, collate_detection, is_skipped
+from mvit_tasks.projects.coco_detection.evaluator import CocoEvaluator
+from mvit_tasks.projects.coco_detection.transforms import (
     RandomHorizontalFlip,
     ResizeShortestEdge,
     build_test_transforms,

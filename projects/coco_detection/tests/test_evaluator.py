@@ -13,14 +13,14 @@ import pytest
 import torch
 from pycocotools import mask as mask_util
 
-import projects.coco_detection.evaluator as ev_mod
-from projects.coco_detection.converters import (
+import mvit_tasks.projects.coco_detection.evaluator as ev_mod
+from mvit_tasks.projects.coco_detection.converters import (
     CocoFormatError,
     decode_segmentation,
     validate_coco_dict,
     write_coco_results,
 )
-from projects.coco_detection.evaluator import (
+from mvit_tasks.projects.coco_detection.evaluator import (
     METRICS,
     CocoEvaluator,
     available_backends,

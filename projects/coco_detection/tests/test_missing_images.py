@@ -6,14 +6,14 @@ import os
 
 import pytest
 
-from projects.coco_detection.task import CocoTask
+from mvit_tasks.projects.coco_detection.task import CocoTask
 
 from .test_task import DEMO_CFG, _cfg, _tiny_opts
 
 
 @pytest.mark.slow
 def test_missing_images_are_skipped_and_counted(tmp_path):
-    from tools.train_net import main
+    from mvit_tasks.cli.train_net import main
 
     data, out = str(tmp_path / "data"), str(tmp_path / "out")
     CocoTask(_cfg(_tiny_opts(data, out)))  # generates the demo set, then two files go

@@ -31,7 +31,7 @@ from mvit_tasks.modeling.backbone.variants import get_variant
 from mvit_tasks.modeling.layers.rel_pos import resize_rel_pos
 from mvit_tasks.modeling.meta_arch import Classifier
 from mvit_tasks.registry import Registry
-from projects.coco_detection.modeling import (
+from mvit_tasks.projects.coco_detection.modeling import (
     FixedScaleRoIAlign,
     FixedStrideAnchorGenerator,
     build_mask_rcnn,
@@ -39,7 +39,7 @@ from projects.coco_detection.modeling import (
     load_backbone_init,
     load_detectron2_checkpoint,
 )
-from projects.coco_detection.modeling import d2_adapter
+from mvit_tasks.projects.coco_detection.modeling import d2_adapter
 
 K = 3  # foreground classes; the model has K + 1 outputs
 CASCADE = dict(box_head="4conv1fc", box_head_norm="BN", rpn_conv_depth=2, mask_head_norm="BN")

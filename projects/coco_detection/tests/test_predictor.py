@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from mvit_tasks.data.video_io import iter_frames, probe_video, write_video
-from projects.coco_detection.demo import draw_detections, main
-from projects.coco_detection.predictor import CocoPredictor, class_names_of, load_coco_config
-from projects.coco_detection.task import build_detector
+from mvit_tasks.projects.coco_detection.demo import draw_detections, main
+from mvit_tasks.projects.coco_detection.predictor import CocoPredictor, class_names_of, load_coco_config
+from mvit_tasks.projects.coco_detection.task import build_detector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 DEMO_CFG = os.path.join(ROOT, "projects", "coco_detection", "configs", "demo_shapes.yaml")

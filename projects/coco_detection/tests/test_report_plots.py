@@ -7,8 +7,8 @@ import os
 import torch
 
 import mvit_tasks.engine.events as events
-from projects.coco_detection.converters import validate_coco_dict
-from projects.coco_detection.evaluator import CocoEvaluator
+from mvit_tasks.projects.coco_detection.converters import validate_coco_dict
+from mvit_tasks.projects.coco_detection.evaluator import CocoEvaluator
 
 CATS = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}, {"id": 9, "name": "owl"}]
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import cv2
 import numpy as np
@@ -13,10 +12,10 @@ import torch
 from mvit_tasks.config import arch_from_cfg, load_config
 from mvit_tasks.engine.defaults import add_engine_config
 from mvit_tasks.registry import TASK_REGISTRY
-from projects.coco_detection.converters.coco_json import decode_segmentation
-from projects.coco_detection.dataset import CocoDetectionDataset, collate_detection
-from projects.coco_detection.synthetic import generate_coco_shapes
-from projects.coco_detection.task import CocoTask, SeededDataset, weights_format
+from mvit_tasks.projects.coco_detection.converters.coco_json import decode_segmentation
+from mvit_tasks.projects.coco_detection.dataset import CocoDetectionDataset, collate_detection
+from mvit_tasks.projects.coco_detection.synthetic import generate_coco_shapes
+from mvit_tasks.projects.coco_detection.task import CocoTask, SeededDataset, weights_format
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 CONFIGS = os.path.join(ROOT, "projects", "coco_detection", "configs")
@@ -169,11 +168,7 @@ def test_recipe_configs(size, depth, dp):
 # --------------------------------------------------------------------- end to end (engine)
 @pytest.mark.slow
 def test_train_net_end_to_end_and_demo(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import train_net
-    finally:
-        sys.path.pop(0)
+    from mvit_tasks.cli import train_net
     data, out = str(tmp_path / "data"), str(tmp_path / "out")
     opts = _tiny_opts(data, out)
     report = train_net.main(["--task", "coco", "--config-file", DEMO_CFG, "--cpu", *opts,
@@ -191,7 +186,7 @@ def test_train_net_end_to_end_and_demo(tmp_path):
     import json
     import math
 
-    from tools.eval_coco import main as eval_coco
+    from mvit_tasks.cli.eval_coco import main as eval_coco
 
     written = glob.glob(os.path.join(out, "eval", "*", "coco_instances_results.json"))
     assert len(written) == 1
@@ -210,7 +205,7 @@ def test_train_net_end_to_end_and_demo(tmp_path):
             w = rescored[t][k]
             assert (w is None and math.isnan(v)) or w == v, (t, k, v, w)
 
-    from projects.coco_detection import demo
+    from mvit_tasks.projects.coco_detection import demo
 
     assert demo.DEMO_NAME == "coco"
     image = os.path.join(data, "val", "000000.png")

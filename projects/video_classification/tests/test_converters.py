@@ -16,7 +16,7 @@ import pytest
 
 from mvit_tasks.data.manifest import ManifestError, read_class_list, read_manifest
 from mvit_tasks.data.video_io import read_clip, write_video
-from projects.video_classification.converters import (
+from mvit_tasks.projects.video_classification.converters import (
     convert_imagenet,
     convert_kinetics,
     convert_path_label_list,
@@ -219,7 +219,7 @@ def _ssv2(tmp_path, mp4):
 
 
 def test_ssv2_json_media_and_flip_pairs(tmp_path, mp4):
-    from projects.video_classification.converters import find_ssv2_annotations
+    from mvit_tasks.projects.video_classification.converters import find_ssv2_annotations
 
     ann, media = _ssv2(tmp_path, mp4)
     found = find_ssv2_annotations(str(ann))

@@ -13,7 +13,7 @@ from PIL import Image
 from mvit_tasks.data.collate import collate_samples
 from mvit_tasks.data.manifest import ClipRecord
 from mvit_tasks.data.video_io import write_video
-from projects.video_classification.dataset import ClipClassificationDataset
+from mvit_tasks.projects.video_classification.dataset import ClipClassificationDataset
 
 N, H, W, FPS = 48, 48, 64, 12
 SMALL = dict(train_crop_size=32, test_crop_size=32, train_jitter_scales=(36, 40),

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from mvit_tasks.utils import comm
-from projects.video_classification.evaluator import ClassificationEvaluator, load_predictions
-from projects.video_classification.metrics import PredictionsFileError, evaluate_predictions
+from mvit_tasks.projects.video_classification.evaluator import ClassificationEvaluator, load_predictions
+from mvit_tasks.projects.video_classification.metrics import PredictionsFileError, evaluate_predictions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TOOL = os.path.join(ROOT, "tools", "eval_classification.py")

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from mvit_tasks.data.video_io import write_video
-from projects.video_classification import dataset as dataset_module
-from projects.video_classification.predictor import (
+from mvit_tasks.projects.video_classification import dataset as dataset_module
+from mvit_tasks.projects.video_classification.predictor import (
     ClassificationPredictor, ViewProtocol, build_model, load_task_config,
 )
 
@@ -67,7 +67,7 @@ def _demo_tool():
 def test_the_views_are_the_tasks_own_and_decoded_one_clip_at_a_time(tmp_path, monkeypatch):
     """Probabilities = the mean softmax over the views of the task's test dataset (built from
     a manifest, as train_net evaluates); each clip is one seek-and-decode of T frames."""
-    from projects.video_classification.task import ClassificationTask
+    from mvit_tasks.projects.video_classification.task import ClassificationTask
 
     video = _video(tmp_path / "v.mp4")
     (tmp_path / "labels.txt").write_text("\n".join(NAMES) + "\n")
@@ -133,7 +133,7 @@ def test_segment_sampling_max_ensemble_frame_folders_and_still_images(tmp_path):
 def test_demo_kinetics_preset_task_anywhere_json_and_names(tmp_path, capsys):
     """``--task`` in the middle of the arguments; the Kinetics recipe config (shrunk) with its
     5 x 1 views; names from --class-names; the JSON result."""
-    from projects.video_classification.demo import DEFAULT_CONFIGS
+    from mvit_tasks.projects.video_classification.demo import DEFAULT_CONFIGS
 
     cfg_file = os.path.join(ROOT, "projects", "video_classification", "configs",
                             DEFAULT_CONFIGS["kinetics"])
@@ -161,7 +161,7 @@ def test_demo_kinetics_preset_task_anywhere_json_and_names(tmp_path, capsys):
 def test_demo_imagenet_preset_on_an_image_prints_class_i_without_names(tmp_path, capsys):
     from PIL import Image
 
-    from projects.video_classification.demo import main
+    from mvit_tasks.projects.video_classification.demo import main
 
     cfg_file = os.path.join(ROOT, "projects", "video_classification", "configs",
                             "mvitv2_s_in1k.yaml")
@@ -178,7 +178,7 @@ def test_demo_imagenet_preset_on_an_image_prints_class_i_without_names(tmp_path,
 
 def test_demo_refuses_random_weights_and_says_what_pretrained_needs(tmp_path):
     from mvit_tasks.utils.cli import UserError
-    from projects.video_classification.demo import main
+    from mvit_tasks.projects.video_classification.demo import main
 
     video = _video(tmp_path / "v.mp4", frames=20)
     with pytest.raises(UserError, match="no weights .*--random-weights"):
@@ -199,7 +199,7 @@ def test_demo_refuses_random_weights_and_says_what_pretrained_needs(tmp_path):
 @pytest.mark.skipif(not _importable("mvit_tasks.hub"),
                     reason="official weights (mvit_tasks.hub) not in this version")
 def test_pretrained_names_the_presets_official_weights():
-    from projects.video_classification.demo import pretrained_weights
+    from mvit_tasks.projects.video_classification.demo import pretrained_weights
 
     assert pretrained_weights("kinetics", "mvitv2_s_16x4", "") == "zoo:mvitv2_s_16x4.k400"
     assert pretrained_weights("ssv2", "mvitv2_s_16x4", "") == "zoo:mvitv2_s_16x4.ssv2"
@@ -209,7 +209,7 @@ def test_pretrained_names_the_presets_official_weights():
 
 
 def test_class_names_come_from_the_file_the_config_or_the_shipped_lists(tmp_path):
-    from projects.video_classification.demo import class_names
+    from mvit_tasks.projects.video_classification.demo import class_names
 
     def names(task, classes, class_file="", data_dir=str(tmp_path)):
         cfg = load_task_config(DEMO, ["MODEL.NUM_CLASSES", str(classes), "CLS.DATA_DIR",
@@ -228,7 +228,7 @@ def test_class_names_come_from_the_file_the_config_or_the_shipped_lists(tmp_path
 
 
 def test_demo_names_a_missing_input_before_building_the_model(tmp_path, monkeypatch):
-    from projects.video_classification import demo
+    from mvit_tasks.projects.video_classification import demo
 
     monkeypatch.setattr(demo, "config_file", lambda *a: pytest.fail("config read first"))
     with pytest.raises(FileNotFoundError, match="input not found: .*nope.mp4"):

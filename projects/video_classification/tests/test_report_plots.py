@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from projects.video_classification.evaluator import (
+from mvit_tasks.projects.video_classification.evaluator import (
     ANNOTATE_MAX_CLASSES,
     confusion_figure,
     write_classification_reports,
 )
-from projects.video_classification.metrics import VideoPredictions
+from mvit_tasks.projects.video_classification.metrics import VideoPredictions
 
 
 def _cells(fig):

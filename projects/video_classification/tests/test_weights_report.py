@@ -5,7 +5,7 @@ import torch
 
 from mvit_tasks.config import load_config
 from mvit_tasks.engine.defaults import add_engine_config
-from projects.video_classification.task import ClassificationTask
+from mvit_tasks.projects.video_classification.task import ClassificationTask
 
 TINY = ["MODEL.VARIANT", "mvitv2_t", "MODEL.NUM_CLASSES", "2", "MODEL.MVIT.DEPTH", "2",
         "MODEL.MVIT.EMBED_DIM", "16", "MODEL.MVIT.DIM_MUL", "[[1, 2.0]]",
