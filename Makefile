@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP_INSTALL := $(PY) -m pip install -q -c constraints.txt
 PYTEST := $(PY) -m pytest -q
 
-.PHONY: venv test test-fast demo wheel
+.PHONY: venv test test-fast lint demo wheel
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,9 @@ test: venv
 
 test-fast: venv
 	$(PYTEST) -m "not slow"
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 demo: venv
 	$(PY) tools/demo.py --quickstart

@@ -280,13 +280,9 @@ class Plots(HookBase):
     def _report(self) -> None:
         if not comm.is_main_process():
             return
-        from .report import write_report
+        from .report import try_write_report
 
-        try:
-            write_report(self.output_dir)
-        except Exception as e:  # noqa: BLE001 - a report must not end a training run
-            logger.warning("could not write %s: %s: %s",
-                           os.path.join(self.output_dir, "report.html"), type(e).__name__, e)
+        try_write_report(self.output_dir)
 
     def before_train(self, trainer: Any) -> None:
         if self not in trainer.writers:

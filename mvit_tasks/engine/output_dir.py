@@ -15,8 +15,8 @@ from typing import List
 
 from mvit_tasks.utils.cli import UserError
 
-RUN_FILES = ("checkpoints", "metrics.jsonl", "final_report.json", "eval", "tensorboard",
-             "plots", "config.yaml")
+RUN_FILES = ("checkpoints", "metrics.jsonl", "iterations.jsonl", "final_report.json", "eval",
+             "tensorboard", "plots", "config.yaml", "report.html")
 
 
 def run_files(output_dir: str) -> List[str]:

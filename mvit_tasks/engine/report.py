@@ -19,6 +19,7 @@ import argparse
 import base64
 import html
 import json
+import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -229,6 +230,18 @@ def write_report(output_dir: str, path: Optional[str] = None) -> str:
     path = path or os.path.join(output_dir, REPORT_FILE)
     atomic_write_text(path, build_report(output_dir))
     return path
+
+
+def try_write_report(output_dir: str) -> Optional[str]:
+    """:func:`write_report`, or a WARNING naming the file and the error (a report never ends a
+    training or an evaluation run); returns the path written or ``None``."""
+    try:
+        return write_report(output_dir)
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        logging.getLogger(__name__).warning(
+            "could not write %s: %s: %s", os.path.join(output_dir, REPORT_FILE),
+            type(e).__name__, e)
+        return None
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, str]:

@@ -93,12 +93,17 @@ def evaluate(cfg: CfgNode, task: Task, model: nn.Module, device: torch.device, t
 
 def evaluate_weights(cfg: CfgNode, task: Task, device: torch.device, weights: str = ""
                      ) -> Dict[str, Any]:
-    """``--eval-only``: the task's model with ``weights`` (if given), evaluated as ``eval_only``."""
+    """``--eval-only``: the task's model with ``weights`` (if given), evaluated as ``eval_only``
+    (``OUTPUT_DIR/eval/eval_only/``), then ``OUTPUT_DIR/report.html`` written."""
     torch.manual_seed(cfg.SEED)
     model = task.build_model().to(device)
     if weights:
         task.load_eval_weights(model, weights)
     results, skipped = evaluate(cfg, task, model, device, "eval_only")
+    if comm.is_main_process():  # OUTPUT_DIR/report.html: the evaluation's metrics and charts
+        from .report import try_write_report
+
+        try_write_report(cfg.OUTPUT_DIR)
     return {"task": task.name, "results": results, "skipped_eval": [list(s) for s in skipped]}
 
 

@@ -164,15 +164,17 @@ def weights_format(state_dict: Dict[str, Any]) -> str:
 
 
 def load_detector_weights(model: CocoDetector, path: str, fmt: str, cfg: CfgNode) -> None:
-    """Load ``path`` into ``model`` as ``fmt`` (one of :data:`WEIGHTS_FORMATS`)."""
+    """Load ``path`` (a file or ``zoo:<variant>[.<tag>]``, e.g. ``zoo:mvitv2_t_coco``) into
+    ``model`` as ``fmt`` (one of :data:`WEIGHTS_FORMATS`)."""
     from mvit_tasks.checkpoint.io import extract_state_dict, load_checkpoint_file
-    from mvit_tasks.checkpoint.loader import load_weights
+    from mvit_tasks.checkpoint.loader import load_weights, resolve_weights_path
 
     from .modeling import load_backbone_init, load_detectron2_checkpoint
 
     if fmt not in WEIGHTS_FORMATS:
         raise ValueError(f"COCO.WEIGHTS_FORMAT must be one of {WEIGHTS_FORMATS}, got {fmt!r}")
-    obj = load_checkpoint_file(path, cfg.MODEL.WEIGHTS_UNSAFE_PICKLE)
+    local, _ = resolve_weights_path(path)  # zoo:<variant>[.<tag>] -> the fetched official file
+    obj = load_checkpoint_file(local, cfg.MODEL.WEIGHTS_UNSAFE_PICKLE)
     if fmt == "auto":
         fmt = weights_format(extract_state_dict(obj))
     allow_missing = list(cfg.MODEL.WEIGHTS_ALLOW_MISSING)

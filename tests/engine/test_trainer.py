@@ -95,6 +95,8 @@ def test_eval_only_loads_weights(run, tmp_path):
     trained = json.loads((tmp_path / "a" / "final_report.json").read_text())["results"]
     assert out["results"] == trained
     assert (tmp_path / "b" / "eval" / "eval_only" / "results.json").exists()
+    page = (tmp_path / "b" / "report.html").read_text()  # the evaluation's own report
+    assert "evaluation only" in page and f"{trained['toy']['top1']:.4g}" in page
 
 
 def _train_net_processes(out, n, *opts, timeout=150):

@@ -1,7 +1,6 @@
 """tools/demo.py --quickstart: the demo config through train_net on a tiny generated set."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,10 +13,9 @@ TOOL = os.path.join(ROOT, "tools", "demo.py")
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location("demo_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mvit_tasks.cli import demo
+
+    return demo
 
 
 def test_quickstart_runs_train_net_end_to_end(tmp_path):

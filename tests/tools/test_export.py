@@ -3,7 +3,6 @@ eager logits (dynamic batch), weights from a checkpoint or a training config, th
 failure exit, and clean skips / errors without the optional onnx packages."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -35,10 +34,9 @@ needs_onnx = pytest.mark.skipif(not (X.onnx_available() and X.onnxruntime_availa
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("export_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mvit_tasks.cli import export
+
+    return export
 
 
 def _demo_model(opts=()) -> Classifier:

@@ -27,13 +27,10 @@ def test_benchmark_mode_on_a_tiny_case(tmp_path):
 
 def test_demo_memory_mode_smoke(tmp_path):
     import importlib.util
-    import os
 
     from mvit_tasks.benchmark import MODES
 
-    tool = os.path.join(os.path.dirname(__file__), "..", "..", "..", "tools", "benchmark.py")
-    spec = importlib.util.spec_from_file_location("benchmark_tool", tool)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers project modes
+    importlib.import_module("mvit_tasks.cli.benchmark")  # registers the project modes
     assert MODES[benchmark.DEMO_MODE_NAME][1] is benchmark.run_demo_memory  # from EXTRA_MODES
     parser = argparse.ArgumentParser()
     benchmark.add_demo_args(parser)

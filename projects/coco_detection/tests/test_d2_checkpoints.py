@@ -286,6 +286,24 @@ def test_full_size_names_and_shapes_are_detectron2s(cascade) -> None:
     assert len(exported) == (388 if cascade else 288)
 
 
+def test_model_weights_takes_a_zoo_spec(tmp_path, monkeypatch) -> None:
+    """``MODEL.WEIGHTS zoo:<variant>.<tag>`` for a detector: the spec goes through the hub
+    (here answered with a local detectron2 file) and the file loads as detectron2's."""
+    import mvit_tasks.hub.zoo as zoo
+    from mvit_tasks.modeling.backbone.pretrained import PRETRAINED
+
+    d2 = d2_checkpoint(d2_detector_shapes(False))
+    path = save_d2(d2, str(tmp_path / "model_final_0123ab.pkl"))
+    asked = []
+    variant, entries = next((v, e) for v, e in PRETRAINED.items() if v.endswith("_coco") and e)
+    monkeypatch.setattr(zoo, "resolve_zoo", lambda spec, progress=True: (
+        asked.append(spec) or (path, entries[0])))
+    spec = f"zoo:{variant}.{entries[0].tag}"
+    model = build(False, spec, "auto", seed=5)
+    assert asked == [spec]
+    assert_same_state(model.state_dict(), expected_in_ours(d2, False))
+
+
 @pytest.mark.parametrize("fmt", ["pkl", "pth"])
 @pytest.mark.parametrize("cascade", [False, True], ids=["mask_rcnn", "cascade"])
 def test_model_weights_loads_a_detectron2_checkpoint_strictly(tmp_path, caplog, cascade,

@@ -5,7 +5,6 @@ below is worked out by hand in the comments.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -225,10 +224,9 @@ def test_evaluate_under_one_process_group(tmp_path):
 
 # ---------------------------------------------------------------------------- the CLI
 def _tool():
-    spec = importlib.util.spec_from_file_location("eval_classification_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from mvit_tasks.cli import eval_classification
+
+    return eval_classification
 
 
 def test_cli_subprocess_matches_evaluator(tmp_path):

@@ -57,11 +57,9 @@ def _saved_model(tmp_path, config, opts, task: str, name: str = "w.pth") -> str:
 
 
 def _demo_tool():
-    spec = importlib.util.spec_from_file_location("demo_tool", os.path.join(ROOT, "tools",
-                                                                            "demo.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mvit_tasks.cli import demo
+
+    return demo
 
 
 def test_the_views_are_the_tasks_own_and_decoded_one_clip_at_a_time(tmp_path, monkeypatch):

@@ -3,7 +3,6 @@ corrupt file (skipped, counted, named), manifest errors with line numbers, the S
 ImageNet presets on real files."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -21,11 +20,9 @@ FAST = ["DATA_LOADER.NUM_WORKERS", "0", "TENSORBOARD.ENABLE", "False", "TRAIN.BA
 
 
 def _train_net():
-    spec = importlib.util.spec_from_file_location("train_net_tool",
-                                                  os.path.join(ROOT, "tools", "train_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    from mvit_tasks.cli.train_net import main
+
+    return main
 
 
 @pytest.fixture(scope="module")
