@@ -1,13 +1,13 @@
 """Speed and memory benchmarks; one module per mode (``tools/benchmark.py --mode <name>``).
 
-Output: a table on stdout and, with ``--out``, a JSON file with the machine, the config, the
+Output: a table on stdout and, with ``--json``, a JSON file with the machine, the config, the
 mode's results (``"results": [...]``) and the total time. Do not read much into CPU numbers
 measured on a busy machine; the run records the load average for that reason.
 
 Examples::
 
-    python tools/benchmark.py --out bench.json                     # 1 x 3 x 16 x 224 x 224, CPU
-    python tools/benchmark.py --device cuda --batch 8 --iters 20 --warmup 5 --out gpu.json
+    python tools/benchmark.py --json bench.json                    # 1 x 3 x 16 x 224 x 224, CPU
+    python tools/benchmark.py --device cuda --batch-size 8 --iters 20 --warmup 5 --json gpu.json
     python tools/benchmark.py --pairs timm_v2_t --size 64 --frames 4 --iters 1 --warmup 0
 
 Adding a mode: write a module with ``add_args(parser)`` (its own argument group),
@@ -63,7 +63,7 @@ def format_table(report: Dict[str, Any]) -> str:
 
 
 def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
-    """Run ``args.mode``, print the table, write ``args.out``; returns the report."""
+    """Run ``args.mode``, print the table, write ``args.out`` (``--json``); returns the report."""
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():

@@ -7,7 +7,7 @@ GFLOPs count ONE multiply-add as ONE FLOP (fvcore / SlowFast / the MViT papers);
 Examples::
 
     python tools/analyze_model.py --variant mvitv2_s_16x4
-    python tools/analyze_model.py --variant mvitv2_t --input-size 256 256 --json-out t.json
+    python tools/analyze_model.py --variant mvitv2_t --input-size 256 256 --json t.json
     python tools/analyze_model.py --config-file my.yaml MODEL.NUM_CLASSES 174
 
 Input size defaults: the variant's ``num_frames x crop_size x crop_size`` (``crop_size^2`` for
@@ -17,13 +17,13 @@ test-view convention; image models ignore the frames).
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from typing import Optional, Sequence, Tuple
 
 
 import torch
 
+from mvit_tasks.utils.cli import add_deprecated_alias, parse_flags_and_overrides
 from mvit_tasks.utils.fileio import write_json
 from mvit_tasks.utils.flops import (
     CONVENTIONS,
@@ -33,13 +33,14 @@ from mvit_tasks.utils.flops import (
 )
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--variant", help="registered variant name (see --list)")
-    src.add_argument("--config-file", help="YAML config (MODEL.VARIANT / MODEL.MVIT.*)")
+    src.add_argument("--config-file", metavar="FILE",
+                     help="YAML config (MODEL.VARIANT / MODEL.MVIT.*)")
     src.add_argument("--list", action="store_true", help="list the registered variants and exit")
     p.add_argument("--input-size", type=int, nargs="+", metavar="N",
                    help="T H W (video) or H W (images); default from the variant / config")
@@ -50,9 +51,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="what besides multiply-adds is counted (default: %(default)s)")
     p.add_argument("--strict", action="store_true",
                    help="fail if an op that is not known to be cheap has no FLOP handler")
-    p.add_argument("--json-out", help="write the result as JSON to this file")
+    p.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
-    return p.parse_args(argv)
+    add_deprecated_alias(p, "--json-out", "--json")
+    return p
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return parse_flags_and_overrides(build_parser(), argv)
 
 
 def build(args: argparse.Namespace) -> Tuple[torch.nn.Module, Tuple[int, ...], str, dict]:
@@ -132,15 +138,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if meta.get("published_gflops") is not None:
         print(f"published   : {meta['published_gflops']} GFLOPs, "
               f"{meta['published_params_m']} M params")
-    if args.json_out:
-        write_json(args.json_out, result, indent=2)
-        print(f"wrote {args.json_out}")
+    if args.json:
+        write_json(args.json, result, indent=2)
+        print(f"wrote {args.json}")
     return result
 
 
 def cli() -> None:
     """Console script ``mvit-analyze``."""
-    sys.exit(main())
+    main()  # the result (a dict) is printed by main; exit status 0
 
 
 if __name__ == "__main__":  # python -m mvit_tasks.cli.analyze_model

@@ -7,12 +7,12 @@ with identical weights; see ``--help`` or ``mvit_tasks/benchmark/`` for the deta
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Dict, Optional, Sequence
 
 
 from mvit_tasks.benchmark import MODES, description, register, run_benchmark
 from mvit_tasks.benchmark.common import run_spec_file
+from mvit_tasks.utils.cli import add_aliases
 
 
 def register_project_modes() -> None:
@@ -30,13 +30,14 @@ def register_project_modes() -> None:
 register_project_modes()
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=description(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--mode", choices=sorted(MODES), default="backbone")
-    p.add_argument("--out", help="write the JSON report here")
-    p.add_argument("--batch", type=int, default=1)
+    # dest out / batch: the names in the report's "config"
+    p.add_argument("--json", dest="out", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--batch-size", dest="batch", type=int, default=1)
     p.add_argument("--frames", type=int, default=16, help="clip length of the video models")
     p.add_argument("--size", type=int, default=224, help="spatial size (video and images)")
     p.add_argument("--image-size", type=int, default=None,
@@ -54,7 +55,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: one isolated measurement
     for add_args, _ in MODES.values():
         add_args(p)
-    return p.parse_args(argv)
+    add_aliases(p, [("--out", "--json"), ("--batch", "--batch-size")])
+    return p
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
@@ -66,7 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
 def cli() -> None:
     """Console script ``mvit-benchmark``."""
-    sys.exit(main())
+    main()  # the result (a dict) is printed by main; exit status 0
 
 
 if __name__ == "__main__":  # python -m mvit_tasks.cli.benchmark

@@ -54,7 +54,7 @@ class InputError(Exception):
     """Bad user input: reported without a traceback, exit status 2."""
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -70,7 +70,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="allow files that need arbitrary pickled objects "
                         "(runs code from the file!)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _save_pickle(obj: Any, path: str) -> None:

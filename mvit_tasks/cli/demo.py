@@ -11,7 +11,7 @@ It generates the Moving Shapes dataset (``mvit_tasks.data.synthetic``: a shape m
 right / up / down, growing or shrinking; real H.264 files decoded with PyAV) under
 ``datasets/demo_clips`` if missing, trains a tiny MViTv2 on the CPU for 20 epochs and
 evaluates the held-out split. Then it prints held-out top-1 next to chance. Outputs (metrics,
-plots, TensorBoard, checkpoints, per-class accuracy, confusion matrix) go to ``--out``.
+plots, TensorBoard, checkpoints, per-class accuracy, confusion matrix) go to ``--output``.
 Extra arguments are ``KEY VALUE`` config overrides, e.g. ``SOLVER.MAX_EPOCH 5``.
 
 ``--task NAME [ARGS...]`` (``--task`` anywhere in the arguments): a project's own demo on your
@@ -29,6 +29,8 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from mvit_tasks.utils.cli import add_deprecated_alias, parse_flags_and_overrides
+
 DEMO_CONFIG = "projects/video_classification/configs/demo_moving_shapes.yaml"  # checkout or shipped
 
 
@@ -39,7 +41,7 @@ def run_quickstart(args: argparse.Namespace) -> Dict[str, Any]:
 
     # --overwrite: `make demo` may be run again; it replaces its own earlier output
     argv = ["--task", "classification", "--config-file", DEMO_CONFIG,
-            "--overwrite", "OUTPUT_DIR", args.out, "CLS.DATA_DIR", args.data, *args.opts]
+            "--overwrite", "OUTPUT_DIR", args.output, "CLS.DATA_DIR", args.data, *args.opts]
     print("[demo] python tools/train_net.py " + " ".join(argv), flush=True)
     report = train_net.main(argv)
     from mvit_tasks.data.manifest import read_class_list
@@ -49,7 +51,7 @@ def run_quickstart(args: argparse.Namespace) -> Dict[str, Any]:
     summary = {"val_top1": round(metrics["top1"], 2), "chance_top1": round(100.0 / num_classes, 2),
                "num_val": metrics["num_videos"], "iterations": report["iterations"],
                "train_seconds": round(report["train_seconds"], 1),
-               "skipped_train": report["skipped_train_count"], "output_dir": args.out}
+               "skipped_train": report["skipped_train_count"], "output_dir": args.output}
     print(json.dumps(summary, indent=2), flush=True)
     return report
 
@@ -101,10 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "classification | ava | coco (its arguments follow)")
     parser.add_argument("--data", default=os.path.join("datasets", "demo_clips"),
                         help="demo dataset folder (generated if missing)")
-    parser.add_argument("--out", default=os.path.join("output", "demo_moving_shapes"),
-                        help="output folder")
+    parser.add_argument("--output", default=os.path.join("output", "demo_moving_shapes"),
+                        metavar="DIR", help="output folder (OUTPUT_DIR of the run)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    add_deprecated_alias(parser, "--out", "--output")
     return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    return parse_flags_and_overrides(build_parser(), argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -112,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     name, rest = split_task(argv)
     if name is not None and "--quickstart" not in rest:  # the rest belongs to that demo
         return run_project_demo(name, rest)
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     if args.quickstart:
         run_quickstart(args)
         return 0

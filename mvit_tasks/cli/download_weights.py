@@ -83,13 +83,18 @@ def resolve(names: Sequence[str]) -> List[Tuple[str, PretrainedWeights]]:
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", metavar="NAME", help="variant or variant.tag")
     p.add_argument("--list", action="store_true", help="print every official weights file")
     p.add_argument("--verify", action="store_true", help="re-hash the local files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.list:
         print(list_table())

@@ -16,10 +16,10 @@ Examples::
 
     python tools/eval_ava.py --groundtruth ava_val_v2.2.csv --detections detections.csv \\
         --labelmap ava_action_list_v2.2_for_activitynet_2019.pbtxt \\
-        --exclusions ava_val_excluded_timestamps_v2.2.csv --json-out result.json
+        --exclusions ava_val_excluded_timestamps_v2.2.csv --json result.json
     python tools/eval_ava.py ... --protocol mmaction2 --breakdown
 
-``--json-out`` writes ``{"mAP": float, "per_class": {class_name: AP or null}, "protocol": ...,
+``--json`` writes ``{"mAP": float, "per_class": {class_name: AP or null}, "protocol": ...,
 "counts": {...}, "warnings": [...]}`` (null: no ground truth for the class; ``groups`` with
 ``--breakdown``). Exit status: 0 ok, 2 malformed input or, with ``--strict``, a warning (the
 message names file and line).
@@ -34,27 +34,34 @@ from typing import Optional, Sequence
 
 
 from mvit_tasks.projects.ava.evaluation import PROTOCOLS, AvaFormatError, evaluate_files
+from mvit_tasks.utils.cli import add_aliases
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--groundtruth", "-g", required=True, help="ground-truth CSV (.csv[.gz])")
     p.add_argument("--detections", "-d", required=True, help="detection CSV (.csv[.gz])")
     p.add_argument("--labelmap", "-l", required=True, help="label map .pbtxt of the classes")
     p.add_argument("--exclusions", "-e", help="excluded timestamps CSV (video_id,timestamp)")
-    p.add_argument("--json-out", help="write the result as JSON here")
+    p.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     p.add_argument("--protocol", choices=PROTOCOLS, default="activitynet",
                    help="activitynet (official, default) or mmaction2 (ignores frames "
                         "without ground truth)")
     p.add_argument("--breakdown", action="store_true",
                    help="also print the PM / OM / PI (movement / object / interaction) means")
-    p.add_argument("--iou", type=float, default=0.5, help="matching IoU (default 0.5)")
+    p.add_argument("--iou-threshold", type=float, default=0.5,
+                   help="matching IoU (default 0.5)")
     p.add_argument("--strict", action="store_true",
                    help="refuse inputs the official evaluator accepts but that look wrong "
                         "(boxes outside [0, 1], inverted or zero-area boxes, nan/inf, repeated "
                         "rows, ids outside the label map's range) instead of counting them")
-    return p.parse_args(argv)
+    add_aliases(p, [("--json-out", "--json"), ("--iou", "--iou-threshold")])
+    return p
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -62,17 +69,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = evaluate_files(args.groundtruth, args.detections, args.labelmap,
                                 args.exclusions, protocol=args.protocol,
-                                breakdown=args.breakdown, iou_threshold=args.iou,
+                                breakdown=args.breakdown, iou_threshold=args.iou_threshold,
                                 strict=args.strict)
     except AvaFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print("\n".join(result.summary_lines()))
-    if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w", encoding="utf-8") as f:
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result.to_json_dict(), f, indent=1)
-        print(f"wrote {args.json_out}")
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -9,7 +9,7 @@ Examples::
 
     python tools/eval_classification.py --predictions output/eval/predictions.npz
     python tools/eval_classification.py --predictions views.npz --classes labels.txt \\
-        --ensemble max --json-out metrics.json --output-dir reports/
+        --ensemble max --json metrics.json --output reports/
 """
 from __future__ import annotations
 
@@ -29,22 +29,31 @@ from mvit_tasks.projects.video_classification.metrics import (
     PredictionsFileError,
     evaluate_predictions,
 )
+from mvit_tasks.utils.cli import add_aliases
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--predictions", required=True, help="the .npz of predictions")
     p.add_argument("--classes", help="class list, one name per line (line i = class i)")
     p.add_argument("--ensemble", choices=ENSEMBLE_METHODS,
                    help="how views are combined (default: the file's method, else 'sum')")
-    p.add_argument("--topk", type=int, nargs="+", default=[1, 5])
+    p.add_argument("--top-k", type=int, nargs="+", default=[1, 5], metavar="K",
+                   help="the top-k accuracies to compute (default: 1 5)")
     p.add_argument("--expected-views", type=int,
                    help="views per video (clips x crops); counts videos with fewer / more")
     p.add_argument("--task-name", default="video_classification", help="key of the JSON")
-    p.add_argument("--json-out", help="write {task: {metric: value}} here")
-    p.add_argument("--output-dir", help="write per_class_accuracy.json and confusion_matrix.png")
-    return p.parse_args(argv)
+    p.add_argument("--json", metavar="FILE", help="also write {task: {metric: value}} here")
+    p.add_argument("--output", metavar="DIR",
+                   help="write per_class_accuracy.json and confusion_matrix.png here")
+    add_aliases(p, [("--json-out", "--json"), ("--output-dir", "--output"),
+                    ("--topk", "--top-k")])
+    return p
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -60,7 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f"{args.classes}: {len(names)} class names, but {args.predictions} has "
                     f"{num_classes} classes")
         ensemble = args.ensemble or meta.get("ensemble", "sum")
-        result = evaluate_predictions(views, ensemble, args.topk, args.expected_views)
+        result = evaluate_predictions(views, ensemble, args.top_k, args.expected_views)
     except (PredictionsFileError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -68,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"{args.predictions}: {m['num_videos']} labelled videos, {m['num_views']} views, "
           f"ensemble={ensemble}")
     if "mean_class_accuracy" in m:
-        tops = "  ".join(f"top-{k}: {m[f'top{k}']:.2f}" for k in args.topk)
+        tops = "  ".join(f"top-{k}: {m[f'top{k}']:.2f}" for k in args.top_k)
         print(f"{tops}  mean class accuracy: {m['mean_class_accuracy']:.2f}  "
               f"single-view top-1: {m['top1_single_view']:.2f}")
     else:
@@ -77,10 +86,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if key.startswith("num_") and key not in ("num_videos", "num_views") and value:
             print(f"{key}: {value}")
     results = {args.task_name: m}
-    if args.json_out:
-        write_json(args.json_out, results, indent=1)  # strict JSON: NaN -> null
-    if args.output_dir:
-        paths = write_classification_reports(args.output_dir, result.videos, num_classes, names)
+    if args.json:
+        write_json(args.json, results, indent=1)  # strict JSON: NaN -> null
+    if args.output:
+        paths = write_classification_reports(args.output, result.videos, num_classes, names)
         print("wrote " + ", ".join(paths))
     return 0
 

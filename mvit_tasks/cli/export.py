@@ -38,10 +38,10 @@ import torch
 from torch import nn
 
 from mvit_tasks import export as X
-from mvit_tasks.utils.cli import UserError
+from mvit_tasks.utils.cli import UserError, add_deprecated_alias, parse_flags_and_overrides
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -63,10 +63,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--static-batch", action="store_true", help="fix the batch dimension")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="max |exported - eager| / max |eager| allowed (default: %(default)s)")
-    p.add_argument("--json-out", metavar="FILE", help="also write the summary as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     p.add_argument("--debug", action="store_true", help="show the traceback of user errors")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return p.parse_args(argv)
+    add_deprecated_alias(p, "--json-out", "--json")
+    return p
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return parse_flags_and_overrides(build_parser(), argv)
 
 
 def build_model(args: argparse.Namespace) -> Tuple[nn.Module, str, str]:
@@ -192,10 +197,10 @@ def export_model(args: argparse.Namespace) -> Dict[str, Any]:
         else:
             print("  parity onnxruntime: skipped (pip install onnxruntime)", flush=True)
     summary["ok"] = all(r["ok"] for r in summary["parity"])
-    if args.json_out:
+    if args.json:
         from mvit_tasks.utils.fileio import write_json
 
-        write_json(args.json_out, summary, indent=2)
+        write_json(args.json, summary, indent=2)
     return summary
 
 

@@ -7,10 +7,10 @@ Sub-commands::
     # frames): counts, warnings, exit 2 with file:line on the first bad row
     python datasets/prepare_ava.py validate --root datasets/ava
     # 30-fps JPEG frames of the 15-min segments + frame_lists/{train,val}.csv (SlowFast layout)
-    python datasets/prepare_ava.py frames --videos datasets/ava/videos --out datasets/ava \
+    python datasets/prepare_ava.py frames --videos datasets/ava/videos --output datasets/ava \
         --split-videos train=ava_train_v2.2.csv val=ava_val_v2.2.csv
     # the synthetic demo set
-    python datasets/prepare_ava.py demo --out datasets/demo_ava
+    python datasets/prepare_ava.py demo --output datasets/demo_ava
 
 Without frames, ``AVA.FRAME_LIST_DIR ""`` decodes ``videos/<id>.mp4`` segments on the fly (PyAV).
 """
@@ -21,7 +21,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-
+from mvit_tasks.utils.cli import add_deprecated_alias
 
 
 def validate(root: str, num_classes: int = 80, frame_dir: Optional[str] = None,
@@ -75,7 +75,7 @@ def extract_frames(video: str, out_dir: str, fps: float = 30.0, start: float = 9
     return paths
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -89,27 +89,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     v.add_argument("--sample-videos", type=int, default=20,
                    help="videos per frame list whose frames are looked up on disk")
     v.add_argument("--strict", action="store_true", help="warnings are errors (exit 2)")
-    f = sub.add_parser("frames")
-    f.add_argument("--videos", required=True)
-    f.add_argument("--out", required=True)
+    f = sub.add_parser("frames", help="JPEG frames of the videos + frame_lists/ (SlowFast layout)")
+    f.add_argument("--videos", required=True, help="folder of <video_id>.<ext> videos")
+    f.add_argument("--output", required=True, metavar="DIR",
+                   help="AVA folder to write frames/ and frame_lists/ into")
     f.add_argument("--fps", type=float, default=30.0)
     f.add_argument("--split-videos", nargs="+", default=[],
                    help="SPLIT=GT_CSV: list a split's videos in frame_lists/SPLIT.csv")
-    d = sub.add_parser("demo")
-    d.add_argument("--out", required=True)
-    args = p.parse_args(argv)
+    d = sub.add_parser("demo", help="write the synthetic demo set")
+    d.add_argument("--output", required=True, metavar="DIR", help="folder of the demo set")
+    for sub_parser in (f, d):
+        add_deprecated_alias(sub_parser, "--out", "--output")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.cmd == "validate":
         return validate(args.root or args.annotations, args.num_classes, args.frames,
                         args.sample_videos, args.strict)
     if args.cmd == "demo":
         from mvit_tasks.projects.ava.synthetic import generate_demo_ava
 
-        print(generate_demo_ava(args.out))
+        print(generate_demo_ava(args.output))
     else:
         from mvit_tasks.projects.ava.converters import read_ava_boxes
 
-        frames_dir = os.path.join(args.out, "frames")
-        lists = os.path.join(args.out, "frame_lists")
+        frames_dir = os.path.join(args.output, "frames")
+        lists = os.path.join(args.output, "frame_lists")
         os.makedirs(lists, exist_ok=True)
         videos = {os.path.splitext(n)[0]: os.path.join(args.videos, n)
                   for n in sorted(os.listdir(args.videos))}

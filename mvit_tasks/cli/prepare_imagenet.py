@@ -7,7 +7,7 @@ ILSVRC2012_validation_ground_truth.txt together with --val-synsets = wnids in de
 labels.txt holds the sorted wnids (index = torchvision ImageFolder class index).
 
 Example:
-  python datasets/prepare_imagenet.py --root /data/imagenet --out /data/imagenet \\
+  python datasets/prepare_imagenet.py --root /data/imagenet --output /data/imagenet \\
       --val-annotations /data/imagenet/LOC_val_solution.csv
 """
 from __future__ import annotations
@@ -21,25 +21,27 @@ from mvit_tasks.projects.video_classification.converters import (
     convert_imagenet,
     run_cli,
 )
+from mvit_tasks.utils.cli import add_deprecated_alias
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True, help="folder with train/ and val/")
-    parser.add_argument("--out", required=True, help="output folder (use --root for relative "
-                                                     "paths)")
+    parser.add_argument("--output", required=True, metavar="DIR",
+                        help="output folder (use --root for relative paths)")
     parser.add_argument("--splits", nargs="+", default=["train", "val"],
                         choices=("train", "val"), help="splits to convert")
     parser.add_argument("--val-annotations", help="labels of a flat val/ folder")
     parser.add_argument("--val-synsets", help="wnids in devkit ILSVRC2012_ID order (for the "
                                               "devkit ground-truth txt)")
     parser.add_argument("--classes", help="labels.txt of wnids (needed without 'train')")
+    add_deprecated_alias(parser, "--out", "--output")
     return parser
 
 
 def _convert(args: argparse.Namespace) -> Dict[str, Any]:
-    return convert_imagenet(args.root, args.out, splits=args.splits,
+    return convert_imagenet(args.root, args.output, splits=args.splits,
                             val_annotations=args.val_annotations,
                             val_synsets=args.val_synsets, classes=args.classes)
 

@@ -9,10 +9,10 @@ Two inputs (see datasets/README.md):
   slowfast-list  a PySlowFast "path label" list (paths relative to DATA.PATH_PREFIX)
 
 Examples:
-  python datasets/prepare_kinetics.py official --video-root datasets/k400 --out datasets/k400 \\
+  python datasets/prepare_kinetics.py official --video-root datasets/k400 --output datasets/k400 \\
       --train k400/annotations/train.csv --val k400/annotations/validate.csv --num-classes 400
   python datasets/prepare_kinetics.py slowfast-list --list slowfast/train.csv \\
-      --prefix /data/k400 --out datasets/k400/train.csv --classes datasets/k400/labels.txt
+      --prefix /data/k400 --output datasets/k400/train.csv --classes datasets/k400/labels.txt
 
 Missing videos are skipped, counted and listed in missing_<split>.txt; the exit status is 0
 unless the input is malformed (then the error names the file and line).
@@ -33,6 +33,7 @@ from mvit_tasks.projects.video_classification.converters.kinetics import (
     DEFAULT_NAME_FORMAT,
     UNTRIMMED_NAME_FORMAT,
 )
+from mvit_tasks.utils.cli import add_deprecated_alias
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     off = sub.add_parser("official", help="official Kinetics CSVs + a video folder")
     off.add_argument("--video-root", required=True, help="folder with the videos (searched "
                      "recursively)")
-    off.add_argument("--out", required=True, help="output folder for <split>.csv, labels.txt")
+    off.add_argument("--output", required=True, metavar="DIR",
+                     help="output folder for <split>.csv, labels.txt")
     off.add_argument("--train", help="official train CSV")
     off.add_argument("--val", help="official validation CSV (validate.csv)")
     off.add_argument("--test", help="official test CSV (labels optional)")
@@ -57,11 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("slowfast-list", help="a PySlowFast 'path label' list")
     lst.add_argument("--list", required=True, help="the list file")
     lst.add_argument("--prefix", default="", help="DATA.PATH_PREFIX: folder of the paths")
-    lst.add_argument("--out", required=True, help="manifest to write (e.g. k400/train.csv)")
+    lst.add_argument("--output", required=True, metavar="CSV",
+                     help="manifest to write (e.g. k400/train.csv)")
     lst.add_argument("--separator", default=" ", help="DATA.PATH_LABEL_SEPARATOR (default ' ')")
     lst.add_argument("--classes", help="labels.txt: write class names (and copy it)")
     lst.add_argument("--num-classes", type=int, help="labels must be below this")
     lst.add_argument("--allow-unlabelled", action="store_true", help="accept label -1")
+    for sub_parser in (off, lst):
+        add_deprecated_alias(sub_parser, "--out", "--output")
     return parser
 
 
@@ -72,10 +77,10 @@ def _convert(args: argparse.Namespace) -> Dict[str, Any]:
             raise ValueError("give at least one of --train, --val, --test")
         fmt = args.name_format or (UNTRIMMED_NAME_FORMAT if args.untrimmed
                                    else DEFAULT_NAME_FORMAT)
-        return convert_kinetics(splits, args.video_root, args.out, name_format=fmt,
+        return convert_kinetics(splits, args.video_root, args.output, name_format=fmt,
                                 classes=args.classes, num_classes=args.num_classes,
                                 segments=args.untrimmed)
-    return convert_path_label_list(args.list, args.out, path_prefix=args.prefix,
+    return convert_path_label_list(args.list, args.output, path_prefix=args.prefix,
                                    separator=args.separator, classes=args.classes,
                                    num_classes=args.num_classes,
                                    allow_unlabelled=args.allow_unlabelled)

@@ -6,13 +6,13 @@ something-something-v2-*.json names) from --annotations and finds each video as 
 (any video extension) or a frame folder {id}/ under --media-root, or through PySlowFast frame
 lists (--train-frames / --val-frames with --frame-prefix = DATA.PATH_PREFIX).
 
-Writes to --out: train.csv, val.csv (and test.csv with --test), labels.txt (174 templates
+Writes to --output: train.csv, val.csv (and test.csv with --test), labels.txt (174 templates
 without brackets, ordered by id), flip_pairs.json ({label: mirrored label} for the
 "left" <-> "right" templates) and missing_<split>.txt for videos without media.
 
 Example:
   python datasets/prepare_ssv2.py --annotations ssv2/labels --media-root ssv2/videos \\
-      --out datasets/ssv2
+      --output datasets/ssv2
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from mvit_tasks.projects.video_classification.converters import (
     find_ssv2_annotations,
     run_cli,
 )
+from mvit_tasks.utils.cli import add_deprecated_alias
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-prefix", default="",
                         help="DATA.PATH_PREFIX: folder the frame-list paths start from")
     parser.add_argument("--test", action="store_true", help="also convert test.json (label -1)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--output", required=True, metavar="DIR", help="output folder")
+    add_deprecated_alias(parser, "--out", "--output")
     return parser
 
 
@@ -53,7 +55,7 @@ def _convert(args: argparse.Namespace) -> Dict[str, Any]:
         raise ValueError(f"no train/validation JSON in '{args.annotations}'")
     frame_lists = {s: p for s, p in (("train", args.train_frames),
                                      ("val", args.val_frames)) if p}
-    return convert_ssv2(found["labels"], splits, args.out, media_root=args.media_root,
+    return convert_ssv2(found["labels"], splits, args.output, media_root=args.media_root,
                         frame_lists=frame_lists, frame_prefix=args.frame_prefix, media=args.media)
 
 

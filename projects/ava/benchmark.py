@@ -264,9 +264,9 @@ def run_demo_memory(args: argparse.Namespace) -> Dict[str, Any]:
                                                 args.ava_demo_keyframe_step)
             out = os.path.join(workdir, "vis")
             cmd = [sys.executable, "-m", "mvit_tasks.cli.demo", "--task", "ava",
-                   "--config-file", args.ava_demo_config, "--random-weights", "--video", video,
+                   "--config-file", args.ava_demo_config, "--random-weights", "--input", video,
                    "--boxes", boxes,
-                   "--labelmap", labelmap, "--output", out, "--thresh", "0",
+                   "--labelmap", labelmap, "--output", out, "--score-threshold", "0",
                    "AVA.DEMO_DATA", "False", "AVA.FPS", "30", "OUTPUT_DIR", out]
             rss, demo_s = run_child(cmd)
             frame_bytes = w * h * 3

@@ -6,8 +6,8 @@ Like PySlowFast's ``tools/demo_net.py``: person boxes come from an AVA-format CS
 one, from a person detector run on each keyframe (as its detectron2 predictor): the COCO
 project's detector (``--detector-config CFG --detector-weights W``, e.g. a converted detectron2
 MViTv2 checkpoint) or torchvision's Faster R-CNN (``--detector torchvision --detector-weights
-W [--detector-arch fasterrcnn_resnet50_fpn]``), person class only, kept at ``--person-thresh``
-(default ``AVA.DETECTION_SCORE_THRESH``, 0.8); nothing is downloaded. Detected boxes are saved
+W [--detector-arch fasterrcnn_resnet50_fpn]``), person class only, kept at
+``--person-score-threshold`` (default ``AVA.DETECTION_SCORE_THRESH``, 0.8); nothing is downloaded. Detected boxes are saved
 as ``OUTPUT/person_boxes.csv``, which ``--boxes`` reads back. Keyframes are every
 ``--keyframe-step`` seconds of the video (frame 0 = ``AVA.SEGMENT_START_SEC``; pass
 ``AVA.SEGMENT_START_SEC 0`` for a video of your own).
@@ -16,7 +16,7 @@ The model scores each keyframe's boxes on the clip centred there
 (:class:`~mvit_tasks.projects.ava.predictor.AvaPredictor`: the test protocol, each clip read by seeking
 to its window). The output is written in one streaming pass over the file's own frames at
 their own times: a frame shows the boxes of the nearest keyframe within +-0.5 s, with the
-``--top-k`` actions above ``--thresh``; each keyframe's PNG is the frame nearest to it. Memory
+``--top-k`` actions above ``--score-threshold``; each keyframe's PNG is the frame nearest to it. Memory
 is bounded by a clip, not by the video. Captions stay legible at any size: the font scales
 with the frame, lines are stacked by their measured height on a filled background, and each
 label block is shifted inside the frame and away from the others
@@ -28,7 +28,7 @@ ground-truth CSVs (``ava_val_v2.2.csv``: 8th column a person id, every box kept)
 told from the file (an integer 8th column and an action id on every row: ground truth) or by
 ``--boxes-kind``.
 
-``tools/demo.py --task ava --config-file CFG --weights W --video V.mp4 (--boxes B.csv |
+``tools/demo.py --task ava --config-file CFG --weights W --input V.mp4 (--boxes B.csv |
 --detector-weights D [--detector-config DCFG]) --output DIR [--labelmap LM.pbtxt] [KEY VALUE]``
 """
 from __future__ import annotations
@@ -40,19 +40,27 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mvit_tasks.utils.cli import (
+    add_aliases,
+    add_device_argument,
+    parse_flags_and_overrides,
+    resolve_device,
+)
+
 DEMO_NAME = "ava"
 BOX_COLOUR = (0, 255, 0)
 Captions = Dict[int, Tuple[np.ndarray, List[List[str]]]]  # second -> (boxes, lines per box)
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tools/demo.py --task ava", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", required=True)
+    p.add_argument("--config-file", required=True, metavar="FILE")
     p.add_argument("--weights", default="", help="checkpoint (default: MODEL.WEIGHTS)")
     p.add_argument("--random-weights", action="store_true",
                    help="run without weights on purpose (random scores; otherwise an error)")
-    p.add_argument("--video", required=True, help="segment video; frame 0 = AVA.SEGMENT_START_SEC")
+    p.add_argument("--input", required=True, metavar="VIDEO",
+                   help="segment video; frame 0 = AVA.SEGMENT_START_SEC")
     p.add_argument("--boxes", default="",
                    help="AVA-format person box CSV: detections (8th column a score, kept at "
                         ">= AVA.DETECTION_SCORE_THRESH) or ground truth (8th column a person "
@@ -69,7 +77,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     d.add_argument("--detector-arch", default="fasterrcnn_resnet50_fpn",
                    help="torchvision builder (fasterrcnn_resnet50_fpn, ..._v2, "
                         "fasterrcnn_mobilenet_v3_large_fpn, maskrcnn_resnet50_fpn, ...)")
-    d.add_argument("--person-thresh", type=float, default=None,
+    d.add_argument("--person-score-threshold", type=float, default=None,
                    help="lowest person score kept (default AVA.DETECTION_SCORE_THRESH)")
     d.add_argument("--person-label", type=int, default=None,
                    help="the detector's person label (default: the class named 'person')")
@@ -79,10 +87,17 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                                                   "if it exists, else the shipped AVA names)")
     p.add_argument("--output", required=True, help="folder for demo.mp4 and keyframe PNGs")
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--thresh", type=float, default=0.3, help="lowest action score shown")
-    p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
+    p.add_argument("--score-threshold", type=float, default=0.3,
+                   help="lowest action score shown (default: %(default)s)")
+    add_device_argument(p)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return p.parse_args(argv)
+    add_aliases(p, [("--video", "--input"), ("--thresh", "--score-threshold"),
+                    ("--person-thresh", "--person-score-threshold")])
+    return p
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    return parse_flags_and_overrides(build_parser(), argv)
 
 
 def draw(frame: np.ndarray, boxes: np.ndarray, texts: Sequence[Sequence[str]],
@@ -210,8 +225,6 @@ def read_box_records(args: argparse.Namespace, cfg, vid: str) -> list:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    import torch
-
     from mvit_tasks.data.video_io import VideoDecodeError
 
     from .predictor import AvaPredictor, action_names, load_ava_config, top_actions
@@ -221,35 +234,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not cfg.MODEL.WEIGHTS and not args.random_weights:
         raise SystemExit("demo --task ava: no weights (--weights or MODEL.WEIGHTS): the "
                          "actions shown would be random; pass --random-weights to run so")
-    for path in (args.video, args.boxes, args.detector_weights):
+    for path in (args.input, args.boxes, args.detector_weights):
         if path and not os.path.isfile(path):  # before building the models
             raise FileNotFoundError(f"file not found: {path}")
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    device = resolve_device(args.device)
     predictor = AvaPredictor.from_cfg(cfg, device)
     a = cfg.AVA
     names = action_names(cfg, args.labelmap)
-    vid = args.video_id or os.path.splitext(os.path.basename(args.video))[0]
+    vid = args.video_id or os.path.splitext(os.path.basename(args.input))[0]
     os.makedirs(args.output, exist_ok=True)
     if args.boxes:
         recs = read_box_records(args, cfg, vid)
     else:
-        thresh = a.DETECTION_SCORE_THRESH if args.person_thresh is None else args.person_thresh
+        thresh = (a.DETECTION_SCORE_THRESH if args.person_score_threshold is None
+                  else args.person_score_threshold)
         detector = build_person_detector(args, thresh, device)
-        seconds = predictor.keyframe_seconds(args.video, args.keyframe_step)
-        recs = predictor.detect_persons(args.video, vid, detector, seconds)
+        seconds = predictor.keyframe_seconds(args.input, args.keyframe_step)
+        recs = predictor.detect_persons(args.input, vid, detector, seconds)
         write_person_boxes(os.path.join(args.output, "person_boxes.csv"), recs)
         print(f"[demo] person detector: {sum(len(r.boxes) for r in recs)} persons >= "
               f"{thresh:g} on {len(recs)} of {len(seconds)} keyframes of {vid!r} -> "
               f"{os.path.join(args.output, 'person_boxes.csv')}")
         if not recs:
-            raise SystemExit(f"{args.video}: no person scored >= {thresh:g} on any keyframe "
-                             "(lower --person-thresh, or give --boxes)")
+            raise SystemExit(f"{args.input}: no person scored >= {thresh:g} on any keyframe "
+                             "(lower --person-score-threshold, or give --boxes)")
     try:
-        scores = predictor.predict(args.video, recs)
+        scores = predictor.predict(args.input, recs)
     except VideoDecodeError as e:
-        raise SystemExit(f"cannot read {args.video}: {e.reason}") from None
-    captions = {ts: (boxes, top_actions(s, names, args.top_k, args.thresh))
+        raise SystemExit(f"cannot read {args.input}: {e.reason}") from None
+    captions = {ts: (boxes, top_actions(s, names, args.top_k, args.score_threshold))
                 for ts, (boxes, s) in scores.items()}
-    render(args.video, args.output, vid, captions, a.SEGMENT_START_SEC,
+    render(args.input, args.output, vid, captions, a.SEGMENT_START_SEC,
            thread_type=predictor.decode_threads)
     return 0

@@ -1,8 +1,8 @@
 """``tools/demo.py --task coco``: a detector's boxes, labels and masks drawn on images or videos.
 
-Like detectron2's ``demo/demo.py`` (``--config-file``, ``--input``, ``--output``,
-``--confidence-threshold``, trailing ``KEY VALUE`` overrides), on this project's ``coco`` task
-config (:class:`~mvit_tasks.projects.coco_detection.predictor.CocoPredictor`)::
+Like detectron2's ``demo/demo.py`` (``--config-file``, ``--input``, ``--output``, a score
+threshold, here ``--score-threshold``, trailing ``KEY VALUE`` overrides), on this project's
+``coco`` task config (:class:`~mvit_tasks.projects.coco_detection.predictor.CocoPredictor`)::
 
     python tools/demo.py --task coco \\
         --config-file projects/coco_detection/configs/demo_shapes.yaml \\
@@ -28,14 +28,19 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from mvit_tasks.utils.cli import parse_with_overrides
+from mvit_tasks.utils.cli import (
+    add_deprecated_alias,
+    add_device_argument,
+    parse_with_overrides,
+    resolve_device,
+)
 
 DEMO_NAME = "coco"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 logger = logging.getLogger(__name__)
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tools/demo.py --task coco", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True, metavar="FILE")
@@ -44,10 +49,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--input", nargs="+", required=True, help="image(s), video(s), folder(s)")
     p.add_argument("--output", required=True,
                    help="a file (one input) or a folder (written as <input name>.png / .mp4)")
-    p.add_argument("--confidence-threshold", type=float, default=0.5)
-    p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
+    p.add_argument("--score-threshold", type=float, default=0.5,
+                   help="lowest detection score drawn (default: %(default)s)")
+    add_device_argument(p)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return parse_with_overrides(p, argv)  # --input a.mp4 KEY VALUE: the overrides are opts
+    add_deprecated_alias(p, "--confidence-threshold", "--score-threshold")
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    return parse_with_overrides(build_parser(), argv)  # --input a.mp4 KEY VALUE: the overrides are opts
 
 
 def draw_detections(image: np.ndarray, det: Dict[str, torch.Tensor], names: Sequence[str],
@@ -160,19 +171,19 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     paths = expand_inputs(args.input)  # before building the model
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    device = resolve_device(args.device)
     predictor = CocoPredictor.from_config(args.config_file, args.weights, args.opts, device)
     for path in paths:
         out_path = output_path(path, args.output, len(paths) == 1)
         try:
             if path.lower().endswith(VIDEO_EXTENSIONS):
-                frames, n = run_video(predictor, path, out_path, args.confidence_threshold)
+                frames, n = run_video(predictor, path, out_path, args.score_threshold)
                 logger.info("%s: %d frames, %d detections >= %.2f -> %s", path, frames, n,
-                            args.confidence_threshold, out_path)
+                            args.score_threshold, out_path)
             else:
-                n = run_image(predictor, path, out_path, args.confidence_threshold)
+                n = run_image(predictor, path, out_path, args.score_threshold)
                 logger.info("%s: %d detections >= %.2f -> %s", path, n,
-                            args.confidence_threshold, out_path)
+                            args.score_threshold, out_path)
         except VideoDecodeError as e:  # the user's file: one line
             raise UserError(str(e)) from None
     return 0

@@ -14,7 +14,7 @@ Without ``--config-file`` a preset uses its recipe config (``kinetics``:
 ``mvitv2_s_16x4_k400.yaml``, ``ssv2``: ``mvitv2_s_16x4_ssv2.yaml``, ``imagenet``:
 ``mvitv2_s_in1k.yaml``). ``--pretrained [TAG]`` loads the official weights of the config's
 ``MODEL.VARIANT`` (``MODEL.WEIGHTS zoo:<variant>.<tag>``, tag ``k400`` / ``ssv2`` / ``in1k``
-by preset). Class names come from ``--class-names FILE`` (one per line), else the config's
+by preset). Class names come from ``--classes FILE`` (one per line), else the config's
 ``CLS.CLASS_LIST`` when that file exists, else the shipped list of the preset's dataset
 (Kinetics-400/600/700, SSv2, ImageNet-1K, by class count); otherwise classes print as ``class
 i``. Trailing ``KEY VALUE`` pairs override the config (e.g. ``CLS.NUM_ENSEMBLE_VIEWS 10``).
@@ -26,7 +26,12 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from mvit_tasks.utils.cli import parse_with_overrides
+from mvit_tasks.utils.cli import (
+    add_deprecated_alias,
+    add_device_argument,
+    parse_with_overrides,
+    resolve_device,
+)
 
 DEMO_NAMES = ("classification", "kinetics", "ssv2", "imagenet")
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -38,7 +43,7 @@ OFFICIAL_LISTS = {("kinetics", 400): "kinetics400", ("kinetics", 600): "kinetics
                   ("imagenet", 1000): "imagenet1k"}  # (preset, classes) -> shipped name list
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tools/demo.py --task kinetics|ssv2|imagenet|classification",
                                 description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,12 +59,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         "k400 / ssv2 / in1k by preset), fetched once and converted")
     w.add_argument("--random-weights", action="store_true",
                    help="run without weights on purpose (random classes; otherwise an error)")
-    p.add_argument("--class-names", default="", help="class list, one name per line")
+    p.add_argument("--classes", dest="class_names", default="", metavar="FILE",
+                   help="class list, one name per line")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--json", default="", help="write the results to this JSON file")
-    p.add_argument("--cpu", action="store_true", help="do not use CUDA even if available")
+    p.add_argument("--json", default="", metavar="FILE", help="also write the results as JSON")
+    add_device_argument(p)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return parse_with_overrides(p, argv)  # --input a.mp4 KEY VALUE: the overrides are opts
+    add_deprecated_alias(p, "--class-names", "--classes")
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    return parse_with_overrides(build_parser(), argv)  # --input a.mp4 KEY VALUE: the overrides are opts
 
 
 def config_file(task: str, given: str) -> str:
@@ -91,7 +102,7 @@ def pretrained_weights(task: str, variant: str, tag: str) -> str:
 
 
 def class_names(args: argparse.Namespace, cfg: Any) -> Optional[List[str]]:
-    """``--class-names``, else the config's ``CLS.CLASS_LIST`` if the file exists, else the
+    """``--classes``, else the config's ``CLS.CLASS_LIST`` if the file exists, else the
     official list of the preset's dataset (:mod:`mvit_tasks.data.classnames`, by class count:
     Kinetics-400/600/700, SSv2, ImageNet-1K), else ``None`` (printed as ``class i``)."""
     from mvit_tasks.data.manifest import read_class_list
@@ -122,8 +133,6 @@ def format_result(result: Any, k: int) -> List[str]:
 
 def main(argv: Sequence[str]) -> int:
     """Print the top-k of every ``--input`` (and write ``--json``); returns 0."""
-    import torch
-
     from mvit_tasks.data.video_io import VideoDecodeError
     from mvit_tasks.utils.cli import UserError
     from mvit_tasks.utils.fileio import write_json
@@ -131,6 +140,7 @@ def main(argv: Sequence[str]) -> int:
     from .predictor import ClassificationPredictor, ViewProtocol, build_model, load_task_config
 
     args = parse_args(argv)
+    device = resolve_device(args.device)
     missing = [p for p in args.input if not os.path.exists(p)]
     if missing:  # before building the model
         raise FileNotFoundError(f"input not found: {missing[0]}")
@@ -145,7 +155,6 @@ def main(argv: Sequence[str]) -> int:
                         "MODEL.WEIGHTS): the classes shown would be random; pass "
                         "--random-weights to run so")
     model = build_model(cfg)
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     views = ViewProtocol.from_cfg(cfg)
     predictor = ClassificationPredictor(model, views, class_names(args, cfg), device)
     print(f"[demo] {args.task}: {os.path.relpath(cfg_file)}, {views.num_clips} clips x "
