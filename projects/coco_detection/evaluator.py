@@ -9,7 +9,7 @@ Unlike pycocotools (which raises on an empty results list), no detections give A
 The evaluator does no logging; pycocotools' prints are captured. ``write_reports`` writes, as
 detectron2's ``COCOEvaluator`` does, ``coco_instances_results.json`` (the standard COCO results
 format) and the ids of the evaluated images (``coco_evaluated_image_ids.json``), so
-``tools/eval_coco.py --gt GT --dt coco_instances_results.json --image-ids
+``tools/eval_coco.py --groundtruth GT --detections coco_instances_results.json --image-ids
 coco_evaluated_image_ids.json`` reproduces the numbers of the evaluation that wrote them.
 """
 from __future__ import annotations
