@@ -48,9 +48,9 @@ def _naive_window_attention(attn: MultiScaleAttention, x: torch.Tensor, thw, win
     b, n, _ = x.shape
     nh, hd = attn.num_heads, attn.head_dim
     qkv = attn.qkv(x).reshape(b, n, 3, nh, hd).permute(2, 0, 3, 1, 4)
-    q, q_thw = attn._pool(qkv[0], thw, "q")
-    k, k_thw = attn._pool(qkv[1], thw, "k")
-    v, _ = attn._pool(qkv[2], thw, "v")
+    q, q_thw = attn.pool_q_tokens(qkv[0], thw)
+    k, k_thw = attn.pool_k_tokens(qkv[1], thw)
+    v, _ = attn.pool_v_tokens(qkv[2], thw)
     (_, qh, qw), (_, kh, kw) = q_thw, k_thw
     wq, wk = win // attn.stride_q[1], win // attn.stride_kv[1]
 

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..layers.spec import BlockSpec  # defined with the layers; re-exported here
+
 Int3 = Tuple[int, int, int]
 
 
@@ -50,46 +52,6 @@ def _to3(v: Sequence[int], video: bool, what: str, fill: int = 1) -> Int3:
     if len(v) == 1:
         return (1, v[0], v[0]) if not video else (v[0], v[0], v[0])
     raise ValueError(f"{what} must have 2 (h, w) or 3 (t, h, w) entries, got {v}")
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    """Everything one MultiScaleBlock needs; all sizes are in tokens, shapes are (t, h, w)."""
-
-    index: int
-    stage: int  # 0-based stage index (output names come from strides: see MViTArch.stage_names)
-    dim_in: int
-    dim_out: int
-    att_dim: int  # width of q/k/v and of the MLP input (dim_out if dim_mul_in_att else dim_in)
-    num_heads: int
-    kernel_q: Optional[Int3]  # None: q is not pooled
-    stride_q: Int3
-    kernel_kv: Optional[Int3]  # None: k/v are not pooled
-    stride_kv: Int3
-    input_size: Int3  # token grid entering the block (t, h, w) at the config's input size
-    window_size: int  # 0 = global attention; else spatial window (tokens) before q pooling
-    drop_path: float
-
-    @property
-    def head_dim(self) -> int:
-        return self.att_dim // self.num_heads
-
-    @property
-    def output_size(self) -> Int3:
-        return tuple(s // st for s, st in zip(self.input_size, self.stride_q))  # type: ignore
-
-    @property
-    def rel_pos_spatial_size(self) -> Tuple[int, int]:
-        """Rows of ``rel_pos_h`` / ``rel_pos_w``: 2 * max(q_size, kv_size) - 1 (SlowFast rule)."""
-        _, h, w = self.input_size
-        rows = []
-        for size, sq, skv in ((h, self.stride_q[1], self.stride_kv[1]), (w, self.stride_q[2], self.stride_kv[2])):
-            rows.append(2 * max(size // sq, size // skv) - 1)
-        return rows[0], rows[1]
-
-    @property
-    def rel_pos_temporal_size(self) -> int:
-        return 2 * self.input_size[0] - 1
 
 
 @dataclass

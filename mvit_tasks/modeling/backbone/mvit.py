@@ -20,6 +20,22 @@ from .base import Backbone, FeatureSpec
 from ..layers.block import MultiScaleBlock
 from ..layers.patch_embed import PatchEmbed
 from ..layers.pos_embed import resize_abs_pos
+from ..layers.spec import AttentionOptions
+
+
+def attention_options(arch: MViTArch) -> AttentionOptions:
+    """The attention flags of ``arch`` (the same for every block)."""
+    return AttentionOptions(
+        qkv_bias=arch.qkv_bias,
+        pool_mode=arch.pool_mode,
+        has_cls=arch.cls_embed,
+        rel_pos_spatial=arch.rel_pos_spatial,
+        rel_pos_temporal=arch.rel_pos_temporal,
+        rel_pos_zero_init=arch.rel_pos_zero_init,
+        residual_pooling=arch.residual_pooling,
+        residual_pooling_cls=arch.residual_pooling_cls,
+        norm_eps=arch.norm_eps,
+    )
 
 
 class MViT(Backbone):
@@ -66,24 +82,10 @@ class MViT(Backbone):
                 n = t * h * w + (1 if arch.cls_embed else 0)
                 self.pos_embed = nn.Parameter(torch.zeros(1, n, dim))
 
-        attn_kwargs = dict(
-            qkv_bias=arch.qkv_bias,
-            pool_mode=arch.pool_mode,
-            rel_pos_spatial=arch.rel_pos_spatial,
-            rel_pos_temporal=arch.rel_pos_temporal,
-            rel_pos_zero_init=arch.rel_pos_zero_init,
-            residual_pooling=arch.residual_pooling,
-            residual_pooling_cls=arch.residual_pooling_cls,
-        )
+        options = attention_options(arch)
         self.blocks = nn.ModuleList(
-            MultiScaleBlock(
-                s,
-                mlp_ratio=arch.mlp_ratio,
-                dim_mul_in_att=arch.dim_mul_in_att,
-                has_cls=arch.cls_embed,
-                norm_eps=arch.norm_eps,
-                **attn_kwargs,
-            )
+            MultiScaleBlock(s, options, mlp_ratio=arch.mlp_ratio,
+                            dim_mul_in_att=arch.dim_mul_in_att)
             for s in specs
         )
 

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbone.arch import BlockSpec
 from .pooling import depthwise_conv, max_or_avg_pool, pool_tokens, same_padding
 from .rel_pos import decomposed_rel_pos_bias
+from .spec import AttentionOptions, BlockSpec
 
 Int3 = Tuple[int, int, int]
 
@@ -31,76 +31,86 @@ class MultiScaleAttention(nn.Module):
     ``B x N' x att_dim`` on the q-pooled grid.
     """
 
-    def __init__(
-        self,
-        spec: BlockSpec,
-        *,
-        qkv_bias: bool = True,
-        pool_mode: str = "conv",
-        has_cls: bool = True,
-        rel_pos_spatial: bool = False,
-        rel_pos_temporal: bool = False,
-        rel_pos_zero_init: bool = False,
-        residual_pooling: bool = False,
-        residual_pooling_cls: bool = False,
-        norm_eps: float = 1e-6,
-    ) -> None:
+    def __init__(self, spec: BlockSpec, options: AttentionOptions = AttentionOptions()) -> None:
         super().__init__()
+        opts = options
         self.num_heads = spec.num_heads
         self.att_dim = spec.att_dim
         self.head_dim = spec.att_dim // spec.num_heads
         self.scale = self.head_dim**-0.5
-        self.has_cls = has_cls
-        self.pool_mode = pool_mode
-        self.residual_pooling = residual_pooling
-        self.residual_pooling_cls = residual_pooling_cls
+        self.has_cls = opts.has_cls
+        self.pool_mode = opts.pool_mode
+        self.residual_pooling = opts.residual_pooling
+        self.residual_pooling_cls = opts.residual_pooling_cls
         self.window_size = spec.window_size
         self.stride_q, self.stride_kv = spec.stride_q, spec.stride_kv
         self.kernel_q, self.kernel_kv = spec.kernel_q, spec.kernel_kv
         self.pad_q, self.pad_kv = same_padding(spec.kernel_q), same_padding(spec.kernel_kv)
 
-        self.qkv = nn.Linear(spec.dim_in, 3 * spec.att_dim, bias=qkv_bias)
+        self.qkv = nn.Linear(spec.dim_in, 3 * spec.att_dim, bias=opts.qkv_bias)
         self.proj = nn.Linear(spec.att_dim, spec.att_dim)
 
         hd = self.head_dim
-        conv = pool_mode == "conv"
-        for name, kernel in (("q", spec.kernel_q), ("k", spec.kernel_kv), ("v", spec.kernel_kv)):
-            if kernel is not None and conv:
-                setattr(self, f"pool_{name}", _DepthwisePool(hd, kernel))
-                setattr(self, f"norm_{name}", nn.LayerNorm(hd, eps=norm_eps))
-            else:
-                setattr(self, f"pool_{name}", None)
-                setattr(self, f"norm_{name}", None)
+        # conv pooling: a depthwise conv per tensor (weight ``pool_X.weight``), then LayerNorm
+        # over the head dim (``norm_X``); None where X is not pooled or pooling is max / avg
+        self.pool_q: Optional[_DepthwisePool] = _conv_pool(spec.kernel_q, hd, opts)
+        self.norm_q: Optional[nn.LayerNorm] = _pool_norm(spec.kernel_q, hd, opts)
+        self.pool_k: Optional[_DepthwisePool] = _conv_pool(spec.kernel_kv, hd, opts)
+        self.norm_k: Optional[nn.LayerNorm] = _pool_norm(spec.kernel_kv, hd, opts)
+        self.pool_v: Optional[_DepthwisePool] = _conv_pool(spec.kernel_kv, hd, opts)
+        self.norm_v: Optional[nn.LayerNorm] = _pool_norm(spec.kernel_kv, hd, opts)
 
         self.rel_pos_h: Optional[nn.Parameter] = None
         self.rel_pos_w: Optional[nn.Parameter] = None
         self.rel_pos_t: Optional[nn.Parameter] = None
-        if rel_pos_spatial:
+        if opts.rel_pos_spatial:
             rows_h, rows_w = spec.rel_pos_spatial_size
             self.rel_pos_h = nn.Parameter(torch.zeros(rows_h, hd))
             self.rel_pos_w = nn.Parameter(torch.zeros(rows_w, hd))
-        if rel_pos_temporal:
+        if opts.rel_pos_temporal:
             self.rel_pos_t = nn.Parameter(torch.zeros(spec.rel_pos_temporal_size, hd))
-        if not rel_pos_zero_init:
+        if not opts.rel_pos_zero_init:
             for p in (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t):
                 if p is not None:
                     nn.init.trunc_normal_(p, std=0.02)
 
     # -------------------------------------------------------------------------------- pooling
     def _pool(
-        self, x: torch.Tensor, thw: Int3, which: str
+        self,
+        x: torch.Tensor,
+        thw: Int3,
+        kernel: Optional[Int3],
+        stride: Int3,
+        pad: Int3,
+        pool: Optional[_DepthwisePool],
+        norm: Optional[nn.LayerNorm],
     ) -> Tuple[torch.Tensor, Int3]:
-        kernel = self.kernel_q if which == "q" else self.kernel_kv
+        """Pool ``B x nH x ([1 +] T*H*W) x hd`` tokens on grid ``thw`` (cls token kept)."""
         if kernel is None:
             return x, thw
-        stride = self.stride_q if which == "q" else self.stride_kv
-        pad = self.pad_q if which == "q" else self.pad_kv
-        if self.pool_mode == "conv":
-            weight = getattr(self, f"pool_{which}").weight
-            x, thw = pool_tokens(x, thw, lambda y: depthwise_conv(y, weight, stride, pad), self.has_cls)
-            return getattr(self, f"norm_{which}")(x), thw
+        if pool is not None and norm is not None:
+            weight = pool.weight
+            x, thw = pool_tokens(x, thw, lambda y: depthwise_conv(y, weight, stride, pad),
+                                 self.has_cls)
+            return norm(x), thw
         mode = self.pool_mode
-        return pool_tokens(x, thw, lambda y: max_or_avg_pool(y, mode, kernel, stride, pad), self.has_cls)
+        return pool_tokens(x, thw, lambda y: max_or_avg_pool(y, mode, kernel, stride, pad),
+                           self.has_cls)
+
+    def pool_q_tokens(self, q: torch.Tensor, thw: Int3) -> Tuple[torch.Tensor, Int3]:
+        """Pooled queries ``B x nH x N_q x hd`` and their grid."""
+        return self._pool(q, thw, self.kernel_q, self.stride_q, self.pad_q,
+                          self.pool_q, self.norm_q)
+
+    def pool_k_tokens(self, k: torch.Tensor, thw: Int3) -> Tuple[torch.Tensor, Int3]:
+        """Pooled keys ``B x nH x N_kv x hd`` and their grid."""
+        return self._pool(k, thw, self.kernel_kv, self.stride_kv, self.pad_kv,
+                          self.pool_k, self.norm_k)
+
+    def pool_v_tokens(self, v: torch.Tensor, thw: Int3) -> Tuple[torch.Tensor, Int3]:
+        """Pooled values ``B x nH x N_kv x hd`` and their grid."""
+        return self._pool(v, thw, self.kernel_kv, self.stride_kv, self.pad_kv,
+                          self.pool_v, self.norm_v)
 
     # ------------------------------------------------------------------------------ attention
     def _attend(
@@ -138,9 +148,9 @@ class MultiScaleAttention(nn.Module):
         b, n, _ = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        q, q_thw = self._pool(q, thw, "q")
-        k, k_thw = self._pool(k, thw, "k")
-        v, _ = self._pool(v, thw, "v")
+        q, q_thw = self.pool_q_tokens(q, thw)
+        k, k_thw = self.pool_k_tokens(k, thw)
+        v, _ = self.pool_v_tokens(v, thw)
 
         if self.window_size:
             out = self._attend_windows(q, k, v, q_thw, k_thw)
@@ -169,6 +179,18 @@ class _DepthwisePool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.weight.shape[0]}, kernel={tuple(self.weight.shape[2:])}"
+
+
+def _conv_pool(kernel: Optional[Int3], channels: int,
+               opts: AttentionOptions) -> Optional[_DepthwisePool]:
+    return _DepthwisePool(channels, kernel) if kernel is not None and opts.pool_mode == "conv" else None
+
+
+def _pool_norm(kernel: Optional[Int3], channels: int,
+               opts: AttentionOptions) -> Optional[nn.LayerNorm]:
+    if kernel is None or opts.pool_mode != "conv":
+        return None
+    return nn.LayerNorm(channels, eps=opts.norm_eps)
 
 
 def _window_partition(x: torch.Tensor, thw: Int3, win: int) -> Tuple[torch.Tensor, int]:

@@ -12,10 +12,10 @@ from typing import Tuple
 import torch
 from torch import nn
 
-from ..backbone.arch import BlockSpec
 from .attention import MultiScaleAttention
 from .drop_path import DropPath
 from .pooling import max_or_avg_pool, pool_tokens
+from .spec import AttentionOptions, BlockSpec
 
 Int3 = Tuple[int, int, int]
 
@@ -39,19 +39,20 @@ class MultiScaleBlock(nn.Module):
     def __init__(
         self,
         spec: BlockSpec,
+        options: AttentionOptions = AttentionOptions(),
         *,
         mlp_ratio: float = 4.0,
         dim_mul_in_att: bool = True,
-        has_cls: bool = True,
-        norm_eps: float = 1e-6,
-        **attn_kwargs,
     ) -> None:
+        """``options`` are the attention flags; its ``has_cls`` and ``norm_eps`` apply to the
+        whole block (skip pooling keeps the cls token; eps of ``norm1`` / ``norm2``)."""
         super().__init__()
+        norm_eps = options.norm_eps
         self.dim_in, self.dim_out = spec.dim_in, spec.dim_out
         self.dim_mul_in_att = dim_mul_in_att
-        self.has_cls = has_cls
+        self.has_cls = options.has_cls
         self.norm1 = nn.LayerNorm(spec.dim_in, eps=norm_eps)
-        self.attn = MultiScaleAttention(spec, has_cls=has_cls, norm_eps=norm_eps, **attn_kwargs)
+        self.attn = MultiScaleAttention(spec, options)
         self.drop_path = DropPath(spec.drop_path)
         self.norm2 = nn.LayerNorm(spec.att_dim, eps=norm_eps)
         self.mlp = Mlp(spec.att_dim, int(spec.att_dim * mlp_ratio), spec.dim_out)
