@@ -47,10 +47,11 @@ def _naive_window_attention(attn: MultiScaleAttention, x: torch.Tensor, thw, win
     """Reference: explicit per-window loops, zero-padded windows, explicit rel-pos lookups."""
     b, n, _ = x.shape
     nh, hd = attn.num_heads, attn.head_dim
-    qkv = attn.qkv(x).reshape(b, n, 3, nh, hd).permute(2, 0, 3, 1, 4)
-    q, q_thw = attn.pool_q_tokens(qkv[0], thw)
-    k, k_thw = attn.pool_k_tokens(qkv[1], thw)
-    v, _ = attn.pool_v_tokens(qkv[2], thw)
+    c = attn.att_dim
+    qkv = attn.qkv(x)  # B x N x 3C (q | k | v)
+    q, q_thw = attn.pool_q_tokens(qkv[..., :c], thw)  # B x Nq x nH x hd
+    k, v, k_thw = attn.pool_kv_tokens(qkv[..., c:], thw)
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # B x nH x N x hd
     (_, qh, qw), (_, kh, kw) = q_thw, k_thw
     wq, wk = win // attn.stride_q[1], win // attn.stride_kv[1]
 

@@ -6,8 +6,10 @@ Semantics follow PySlowFast ``slowfast/models/attention.py`` (video) and detectr
 load without renaming.
 
 Q, K and V are pooled per head by a depthwise conv shared by all heads (then LayerNorm over the
-head dim); a cls token bypasses pooling. Relative positions enter as an additive bias of
-``torch.nn.functional.scaled_dot_product_attention`` so fused kernels run where available.
+head dim); a cls token bypasses pooling. All heads are pooled at once on the token-major
+``B x N x (nH*hd)`` layout the qkv projection writes (one grouped conv for q, one for k and v
+together, channels-last), so no per-head layout change is made. Relative positions are folded
+into the q . k product (:mod:`.attention_ops`): no bias tensor, no pad of it for the cls token.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention_ops import attend
 from .pooling import depthwise_conv, max_or_avg_pool, pool_tokens, same_padding
-from .rel_pos import decomposed_rel_pos_bias
 from .spec import AttentionOptions, BlockSpec
 
 Int3 = Tuple[int, int, int]
@@ -46,6 +48,9 @@ class MultiScaleAttention(nn.Module):
         self.stride_q, self.stride_kv = spec.stride_q, spec.stride_kv
         self.kernel_q, self.kernel_kv = spec.kernel_q, spec.kernel_kv
         self.pad_q, self.pad_kv = same_padding(spec.kernel_q), same_padding(spec.kernel_kv)
+        #: attention core (:mod:`.attention_ops`): "auto" (by device) | "explicit" | "sdpa" |
+        #: "sdpa_bias"; a plain attribute, so a model can be switched after it is built
+        self.backend: str = opts.backend
 
         self.qkv = nn.Linear(spec.dim_in, 3 * spec.att_dim, bias=opts.qkv_bias)
         self.proj = nn.Linear(spec.att_dim, spec.att_dim)
@@ -82,50 +87,59 @@ class MultiScaleAttention(nn.Module):
         kernel: Optional[Int3],
         stride: Int3,
         pad: Int3,
-        pool: Optional[_DepthwisePool],
-        norm: Optional[nn.LayerNorm],
+        weight: Optional[torch.Tensor],
     ) -> Tuple[torch.Tensor, Int3]:
-        """Pool ``B x nH x ([1 +] T*H*W) x hd`` tokens on grid ``thw`` (cls token kept)."""
+        """Pool ``B x ([1 +] T*H*W) x C'`` tokens of all heads side by side (any strides).
+
+        One depthwise conv over the ``C'`` channels (``weight`` ``C' x 1 x k...``: the shared
+        per-head kernel repeated) or max / avg pooling, on a channels-last view; the output
+        ``B x ([1 +] T'*H'*W') x C'`` is contiguous. No per-head layout change.
+        """
         if kernel is None:
             return x, thw
-        if pool is not None and norm is not None:
-            weight = pool.weight
-            x, thw = pool_tokens(x, thw, lambda y: depthwise_conv(y, weight, stride, pad),
-                                 self.has_cls)
-            return norm(x), thw
+        if weight is not None:
+            return pool_tokens(x, thw, lambda y: depthwise_conv(y, weight, stride, pad),
+                               self.has_cls)
         mode = self.pool_mode
         return pool_tokens(x, thw, lambda y: max_or_avg_pool(y, mode, kernel, stride, pad),
                            self.has_cls)
 
+    def _heads(self, x: torch.Tensor, norm: Optional[nn.LayerNorm]) -> torch.Tensor:
+        """``B x N x (nH*hd)`` -> ``B x N x nH x hd`` (a view), LayerNorm over hd if given."""
+        x = x.unflatten(-1, (self.num_heads, self.head_dim))
+        return norm(x) if norm is not None else x
+
     def pool_q_tokens(self, q: torch.Tensor, thw: Int3) -> Tuple[torch.Tensor, Int3]:
-        """Pooled queries ``B x nH x N_q x hd`` and their grid."""
-        return self._pool(q, thw, self.kernel_q, self.stride_q, self.pad_q,
-                          self.pool_q, self.norm_q)
+        """``B x N x (nH*hd)`` queries -> pooled ``B x N_q x nH x hd`` and their grid."""
+        w = None
+        if self.pool_q is not None:
+            w = self.pool_q.weight.repeat(self.num_heads, 1, 1, 1, 1)
+        q, q_thw = self._pool(q, thw, self.kernel_q, self.stride_q, self.pad_q, w)
+        return self._heads(q, self.norm_q), q_thw
 
-    def pool_k_tokens(self, k: torch.Tensor, thw: Int3) -> Tuple[torch.Tensor, Int3]:
-        """Pooled keys ``B x nH x N_kv x hd`` and their grid."""
-        return self._pool(k, thw, self.kernel_kv, self.stride_kv, self.pad_kv,
-                          self.pool_k, self.norm_k)
-
-    def pool_v_tokens(self, v: torch.Tensor, thw: Int3) -> Tuple[torch.Tensor, Int3]:
-        """Pooled values ``B x nH x N_kv x hd`` and their grid."""
-        return self._pool(v, thw, self.kernel_kv, self.stride_kv, self.pad_kv,
-                          self.pool_v, self.norm_v)
+    def pool_kv_tokens(
+        self, kv: torch.Tensor, thw: Int3
+    ) -> Tuple[torch.Tensor, torch.Tensor, Int3]:
+        """``B x N x (2*nH*hd)`` keys and values (side by side) -> pooled ``B x N_kv x nH x hd``
+        keys, values and their grid; k and v are pooled by one conv."""
+        w = None
+        if self.pool_k is not None and self.pool_v is not None:
+            nh = self.num_heads
+            w = torch.cat((self.pool_k.weight.repeat(nh, 1, 1, 1, 1),
+                           self.pool_v.weight.repeat(nh, 1, 1, 1, 1)))
+        kv, k_thw = self._pool(kv, thw, self.kernel_kv, self.stride_kv, self.pad_kv, w)
+        c = self.att_dim
+        return self._heads(kv[..., :c], self.norm_k), self._heads(kv[..., c:], self.norm_v), k_thw
 
     # ------------------------------------------------------------------------------ attention
     def _attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_thw: Int3, k_thw: Int3
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_thw: Int3, k_thw: Int3,
+        has_cls: bool,
     ) -> torch.Tensor:
-        """SDPA over ``B x nH x N x C`` tensors with the rel-pos bias (cls row/col get 0)."""
-        bias = None
-        if self.rel_pos_h is not None or self.rel_pos_t is not None:
-            s = 1 if self.has_cls else 0
-            bias = decomposed_rel_pos_bias(
-                q[:, :, s:], q_thw, k_thw, self.rel_pos_h, self.rel_pos_w, self.rel_pos_t
-            )
-            if s:
-                bias = F.pad(bias, (1, 0, 1, 0))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        """``B x nH x N x C`` q / k / v (any strides) -> ``B x nH x Nq x C``."""
+        return attend(q, k, v, scale=self.scale, q_thw=q_thw, k_thw=k_thw,
+                      rel_pos_h=self.rel_pos_h, rel_pos_w=self.rel_pos_w,
+                      rel_pos_t=self.rel_pos_t, has_cls=has_cls, backend=self.backend)
 
     def _attend_windows(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_thw: Int3, k_thw: Int3
@@ -141,29 +155,30 @@ class MultiScaleAttention(nn.Module):
                 f"window attention: q grid {q_thw} (window {wq}) and kv grid {k_thw} "
                 f"(window {wk}) give different window counts {nwin} vs {nwin_k}"
             )
-        out = self._attend(qw, kw, vw, (q_thw[0], wq, wq), (k_thw[0], wk, wk))
+        out = self._attend(qw, kw, vw, (q_thw[0], wq, wq), (k_thw[0], wk, wk), False)
         return _window_unpartition(out, q.shape[0], q_thw, wq)
 
     def forward(self, x: torch.Tensor, thw: Int3) -> Tuple[torch.Tensor, Int3]:
-        b, n, _ = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        q, q_thw = self.pool_q_tokens(q, thw)
-        k, k_thw = self.pool_k_tokens(k, thw)
-        v, _ = self.pool_v_tokens(v, thw)
+        """``B x N x dim_in`` on grid ``thw`` -> ``B x N' x att_dim`` on the q-pooled grid."""
+        b = x.shape[0]
+        c = self.att_dim
+        qkv = self.qkv(x)  # B x N x 3C: q | k | v, each head-major (nH x hd)
+        q, q_thw = self.pool_q_tokens(qkv[..., :c], thw)  # B x Nq x nH x hd
+        k, v, k_thw = self.pool_kv_tokens(qkv[..., c:], thw)
 
+        qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # B x nH x N x hd
         if self.window_size:
-            out = self._attend_windows(q, k, v, q_thw, k_thw)
+            out = self._attend_windows(qh, kh, vh, q_thw, k_thw)
         else:
-            out = self._attend(q, k, v, q_thw, k_thw)
+            out = self._attend(qh, kh, vh, q_thw, k_thw, self.has_cls)
+        out = out.transpose(1, 2)  # B x Nq x nH x hd (a view)
 
         if self.residual_pooling:
+            res = q + out  # written in q's (token-major) layout: no separate transpose copy
             if self.has_cls and not self.residual_pooling_cls:
-                out = torch.cat((out[:, :, :1], out[:, :, 1:] + q[:, :, 1:]), dim=2)
-            else:
-                out = out + q
-        out = out.transpose(1, 2).reshape(b, -1, self.att_dim)
-        return self.proj(out), q_thw
+                res[:, :1] = out[:, :1]  # the cls row gets no pooled q (SlowFast)
+            out = res
+        return self.proj(out.reshape(b, -1, c)), q_thw
 
 
 class _DepthwisePool(nn.Module):

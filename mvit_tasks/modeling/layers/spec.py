@@ -13,6 +13,7 @@ from typing import Optional, Tuple
 Int3 = Tuple[int, int, int]
 
 POOL_MODES = ("conv", "max", "avg")
+ATTENTION_BACKENDS = ("auto", "explicit", "sdpa", "sdpa_bias")
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ class AttentionOptions:
     residual_pooling: bool = False  # add the pooled q to the attention output
     residual_pooling_cls: bool = False  # ... to the cls row too (facebookresearch/mvit)
     norm_eps: float = 1e-6  # of the pooling LayerNorms (and the block's norms)
+    backend: str = "auto"  # attention core: auto | explicit | sdpa | sdpa_bias (attention_ops)
 
     def __post_init__(self) -> None:
         if self.pool_mode not in POOL_MODES:
             raise ValueError(f"pool_mode must be one of {POOL_MODES}, got {self.pool_mode!r}")
+        if self.backend not in ATTENTION_BACKENDS:
+            raise ValueError(f"backend must be one of {ATTENTION_BACKENDS}, got {self.backend!r}")
