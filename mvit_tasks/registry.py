@@ -1,5 +1,7 @@
-"""Name -> object registries for backbones, necks, heads, tasks, datasets, evaluators and
-checkpoint converters.
+"""Name -> object registries: tasks (``--task NAME``), model variants (``create_model(NAME)``)
+and checkpoint converters (``MODEL.WEIGHTS_SOURCE``). Each one here is looked up by name; a
+kind of object that is only ever built directly (backbones, necks, heads, datasets, evaluators)
+has no registry.
 
 Semantics follow detectron2's / fvcore's ``Registry``: registering a name twice raises, looking
 up an unknown name raises a ``KeyError`` that lists every registered name.
@@ -15,11 +17,11 @@ class Registry:
     """A named mapping from strings to callables (classes or functions).
 
     Args:
-        name: what the registry holds, used in error messages (e.g. ``"BACKBONE"``).
+        name: what the registry holds, used in error messages (e.g. ``"TASK"``).
         signature: a one-line description of what a registered entry must accept/return;
             shown by ``describe()`` and in lookup errors so users know what to register.
 
-    Use as a decorator (``@BACKBONE_REGISTRY.register()`` or ``.register("name")``) or call
+    Use as a decorator (``@TASK_REGISTRY.register()`` or ``.register("name")``) or call
     ``register(name, obj)`` directly.
     """
 
@@ -94,14 +96,7 @@ class Registry:
         return self._obj_map.pop(name, None)
 
 
-BACKBONE_REGISTRY = Registry(
-    "BACKBONE", "fn(**kwargs) -> Backbone, or a Backbone subclass with from_config(cfg)"
-)
-NECK_REGISTRY = Registry("NECK", "cls(input_shapes: Dict[str, FeatureSpec], **kwargs) -> nn.Module")
-HEAD_REGISTRY = Registry("HEAD", "cls(input_shapes: Dict[str, FeatureSpec], **kwargs) -> nn.Module")
 TASK_REGISTRY = Registry("TASK", "Task subclass; Task.add_config(cfg) adds its keys")
-DATASET_REGISTRY = Registry("DATASET", "fn(cfg, split: str) -> torch.utils.data.Dataset")
-EVALUATOR_REGISTRY = Registry("EVALUATOR", "cls(...) -> DatasetEvaluator")
 CONVERTER_REGISTRY = Registry(
     "CHECKPOINT_CONVERTER",
     "CheckpointConverter with detect(state_dict) -> bool and convert(state_dict) -> state_dict",
@@ -110,12 +105,7 @@ VARIANT_REGISTRY = Registry("MODEL_VARIANT", "ModelVariant (architecture kwargs 
 
 __all__ = [
     "Registry",
-    "BACKBONE_REGISTRY",
-    "NECK_REGISTRY",
-    "HEAD_REGISTRY",
     "TASK_REGISTRY",
-    "DATASET_REGISTRY",
-    "EVALUATOR_REGISTRY",
     "CONVERTER_REGISTRY",
     "VARIANT_REGISTRY",
 ]

@@ -95,3 +95,10 @@ def test_global_registries_are_documented(name: str) -> None:
     reg = getattr(registry_module, name)
     assert isinstance(reg, Registry) and reg.name
     assert "no signature documented" not in reg.describe()
+
+
+def test_only_registries_that_are_looked_up_exist() -> None:
+    """A registry nothing looks up by name must not exist: tasks (``resolve_task``), variants
+    (``get_variant`` / ``create_model``) and converters (``get_converter`` / auto-detection)."""
+    names = {n for n in registry_module.__all__ if n.endswith("_REGISTRY")}
+    assert names == {"TASK_REGISTRY", "VARIANT_REGISTRY", "CONVERTER_REGISTRY"}

@@ -17,16 +17,22 @@ file). Differences, all deliberate:
 * Lists are checked element by element against the default's element type (numbers stay
   numbers, strings stay strings), and keys registered with :func:`require_list_length`
   (``DATA.MEAN``: 3 ...) must have that length.
+* A key registered with :func:`deprecate_key` (e.g. ``MODEL.ARCH``, never read) is not an error:
+  its value is ignored with a WARNING that names the key, the file and why (yacs ignores its
+  deprecated keys the same way, with a terser message). Any other unknown key is an error.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 from fvcore.common.config import CfgNode as _FvCfgNode
+
+logger = logging.getLogger(__name__)
 
 BASE_KEY = "_BASE_"
 _LEAF_TYPES = (str, int, float, bool, list, tuple, type(None))
@@ -88,11 +94,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 _LIST_LENGTHS: Dict[str, int] = {}
+_DEPRECATED_KEYS: Dict[str, str] = {}
 
 
 def require_list_length(full_key: str, length: int) -> None:
     """Values of list key ``full_key`` (e.g. ``"DATA.MEAN"``) must have ``length`` items."""
     _LIST_LENGTHS[full_key] = length
+
+
+def deprecate_key(full_key: str, why: str) -> None:
+    """Accept ``full_key`` (a removed key, e.g. ``"MODEL.ARCH"``) in files and overrides, ignore
+    its value and log a WARNING with ``why``, so that old config files still load."""
+    _DEPRECATED_KEYS[full_key] = why
 
 
 def read_yaml(path: str) -> Dict[str, Any]:
@@ -190,7 +203,7 @@ class CfgNode(_FvCfgNode):
         for full_key, raw in zip(cfg_list[0::2], cfg_list[1::2]):
             if not isinstance(full_key, str) or full_key == BASE_KEY:
                 raise ConfigError(f"Invalid key {full_key!r} {CMDLINE} ({BASE_KEY} is file-only)")
-            if new.key_is_deprecated(full_key):
+            if new._ignore_deprecated(full_key, CMDLINE):
                 continue
             if new.key_is_renamed(full_key):
                 new.raise_key_rename_error(full_key)
@@ -273,7 +286,7 @@ class CfgNode(_FvCfgNode):
                 if node.is_new_allowed():
                     node[k] = type(self)(v, prefix + [k]) if isinstance(v, dict) else _plain(v)
                     continue
-                if self.key_is_deprecated(full_key):
+                if self._ignore_deprecated(full_key, source):
                     continue
                 if self.key_is_renamed(full_key):
                     self.raise_key_rename_error(full_key)
@@ -297,6 +310,15 @@ class CfgNode(_FvCfgNode):
                 )
             else:
                 node[k] = _coerce(v, current, full_key, source)
+
+    def _ignore_deprecated(self, full_key: str, source: str) -> bool:
+        """True (after a WARNING) for a key of :func:`deprecate_key` or yacs'
+        ``register_deprecated_key``; its value is dropped."""
+        if full_key in _DEPRECATED_KEYS:
+            logger.warning("Config key '%s' %s is deprecated and ignored (%s); remove it",
+                           full_key, source, _DEPRECATED_KEYS[full_key])
+            return True
+        return bool(self.key_is_deprecated(full_key))
 
     def _unknown_key(self, bad: str, full_key: str, source: str) -> UnknownKeyError:
         """Error for ``full_key`` whose first unknown component ends ``bad``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from mvit_tasks.config.config import CfgNode, require_list_length
+from mvit_tasks.config.config import CfgNode, deprecate_key, require_list_length
 
 if TYPE_CHECKING:
     from mvit_tasks.modeling.backbone.arch import MViTArch
@@ -23,8 +23,6 @@ def build_core_defaults() -> CfgNode:
     _C = CfgNode()
 
     _C.MODEL = CfgNode()
-    # Meta-architecture name (registered); tasks may change it.
-    _C.MODEL.ARCH = "classifier"
     # Registered MViT variant name (e.g. "mvitv2_s_16x4"); "" = use MODEL.MVIT (and defaults).
     _C.MODEL.VARIANT = ""
     # Per-field overrides of the variant's MViTArch; None = keep the variant's value.
@@ -56,12 +54,14 @@ def build_core_defaults() -> CfgNode:
     _C.DATA.TEST_CROP_SIZE = 224
     _C.DATA.MEAN = [0.45, 0.45, 0.45]  # per-channel, on [0, 1] pixel values
     _C.DATA.STD = [0.225, 0.225, 0.225]
-    _C.DATA.INPUT_CHANNEL_NUM = 3
 
     _C.OUTPUT_DIR = "./output"
     _C.SEED = 0
     for key in ("DATA.MEAN", "DATA.STD"):  # one value per RGB channel
         require_list_length(key, 3)
+    # Keys that were never read; old files that set them still load, with a WARNING.
+    deprecate_key("MODEL.ARCH", "the model is the task's (--task NAME), not a config key")
+    deprecate_key("DATA.INPUT_CHANNEL_NUM", "inputs are always 3-channel RGB")
     return _C
 
 

@@ -1,4 +1,4 @@
 """Evaluation contract (DatasetEvaluator); task evaluators live in their projects."""
-from .evaluator import DatasetEvaluator, EvaluatorList, flatten_results, primary_metric
+from .evaluator import DatasetEvaluator, flatten_results, primary_metric
 
-__all__ = ["DatasetEvaluator", "EvaluatorList", "flatten_results", "primary_metric"]
+__all__ = ["DatasetEvaluator", "flatten_results", "primary_metric"]

@@ -7,7 +7,7 @@ sample counts once when the engine's inference sampler shards without padding.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 
 class DatasetEvaluator:
@@ -35,34 +35,6 @@ class DatasetEvaluator:
         """Problems with the inputs that the last ``evaluate()`` scored anyway (e.g. boxes
         outside the image), one line each, for the engine to log and report. Default: none."""
         return []
-
-
-class EvaluatorList(DatasetEvaluator):
-    """Runs several evaluators on the same outputs; merges their result dicts."""
-
-    def __init__(self, evaluators: Sequence[DatasetEvaluator]) -> None:
-        self.evaluators = list(evaluators)
-
-    def reset(self) -> None:
-        for e in self.evaluators:
-            e.reset()
-
-    def process(self, inputs: Any, outputs: Any) -> None:
-        for e in self.evaluators:
-            e.process(inputs, outputs)
-
-    def evaluate(self) -> Dict[str, Dict[str, float]]:
-        results: Dict[str, Dict[str, float]] = {}
-        for e in self.evaluators:
-            for task, metrics in e.evaluate().items():
-                clash = set(results.get(task, {})) & set(metrics)
-                if clash:
-                    raise KeyError(f"evaluators report the same metric(s) {sorted(clash)} for {task!r}")
-                results.setdefault(task, {}).update(metrics)
-        return results
-
-    def write_reports(self, output_dir: str) -> List[str]:
-        return [p for e in self.evaluators for p in e.write_reports(output_dir)]
 
 
 def flatten_results(results: Dict[str, Dict[str, float]], sep: str = "/") -> Dict[str, float]:

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Union
 
 from torch import nn
 
-from ..registry import BACKBONE_REGISTRY
-from . import necks  # noqa: F401  (registers FPN in NECK_REGISTRY)
 from .backbone.mvit import MViT
 from .backbone.variants import get_variant, list_variants
 from .meta_arch.classifier import Classifier
@@ -19,16 +17,6 @@ if TYPE_CHECKING:
     from ..checkpoint.loader import LoadReport
 
 logger = logging.getLogger(__name__)
-
-BACKBONE_REGISTRY.register("MViT", MViT)
-
-
-def build_backbone(cfg) -> MViT:
-    """The MViT backbone a config describes (``MODEL.VARIANT`` + ``MODEL.MVIT.*`` overrides)."""
-    from ..config import arch_from_cfg
-
-    return MViT(arch_from_cfg(cfg))
-
 
 def _head_pool(pool: str, cls_embed: bool) -> str:
     if pool == "auto":

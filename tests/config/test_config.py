@@ -22,6 +22,7 @@ from mvit_tasks.config import (
     load_config,
 )
 from mvit_tasks.modeling.backbone.arch import MViTArch
+from mvit_tasks.modeling.backbone.variants import get_variant, list_variants
 
 
 def write(path: Path, text: str) -> str:
@@ -36,7 +37,7 @@ def add_toy_task_config(cfg: CfgNode) -> None:
     cfg.TOY.LR = 0.1
     cfg.TOY.NAMES = ["a", "b"]
     cfg.TOY.SIZES = (1, 2)
-    cfg.MODEL.ARCH = "toy"
+    cfg.MODEL.HEAD.POOL = "mean"
 
 
 # ---------------------------------------------------------------------------- defaults
@@ -46,7 +47,8 @@ def test_get_cfg_is_fresh_and_has_core_keys() -> None:
     cfg.DATA.MEAN.append(1.0)
     fresh = get_cfg()
     assert fresh.MODEL.NUM_CLASSES == 400 and fresh.DATA.MEAN == [0.45, 0.45, 0.45]
-    assert fresh.MODEL.ARCH == "classifier" and fresh.MODEL.VARIANT == ""
+    assert fresh.MODEL.VARIANT == "" and "ARCH" not in fresh.MODEL
+    assert "INPUT_CHANNEL_NUM" not in fresh.DATA
     assert fresh.MODEL.HEAD.POOL == "auto" and fresh.MODEL.WEIGHTS_SOURCE == "auto"
     assert fresh.MODEL.WEIGHTS_UNSAFE_PICKLE is False
     assert (fresh.OUTPUT_DIR, fresh.SEED) == ("./output", 0)
@@ -236,10 +238,27 @@ def test_load_config_order_and_freeze(tmp_path: Path) -> None:
     path = write(tmp_path / "toy.yaml", "TOY:\n  LR: 0.5\nMODEL:\n  NUM_CLASSES: 5\n")
     cfg = load_config(path, ["TOY.LR", "0.25"], extra_config_fns=[add_toy_task_config])
     assert cfg.is_frozen()
-    assert (cfg.TOY.LR, cfg.MODEL.NUM_CLASSES, cfg.MODEL.ARCH) == (0.25, 5, "toy")
+    assert (cfg.TOY.LR, cfg.MODEL.NUM_CLASSES, cfg.MODEL.HEAD.POOL) == (0.25, 5, "mean")
     with pytest.raises(UnknownKeyError, match="TOY.LR.*toy.yaml"):
         load_config(path, [])
     assert load_config(None, []) == get_cfg()
+
+
+def test_removed_keys_load_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                          ) -> None:
+    """MODEL.ARCH / DATA.INPUT_CHANNEL_NUM were never read: old files still load, said so."""
+    path = write(tmp_path / "old.yaml",
+                 "MODEL:\n  ARCH: classifier\n  NUM_CLASSES: 7\nDATA:\n  INPUT_CHANNEL_NUM: 3\n")
+    with caplog.at_level("WARNING", logger="mvit_tasks.config.config"):
+        cfg = load_config(path, ["MODEL.ARCH", "toy"])
+    assert cfg.MODEL.NUM_CLASSES == 7 and "ARCH" not in cfg.MODEL
+    assert "INPUT_CHANNEL_NUM" not in cfg.DATA
+    text = caplog.text
+    assert "'MODEL.ARCH' in file" in text and "old.yaml" in text and "deprecated and ignored" in text
+    assert "'DATA.INPUT_CHANNEL_NUM' in file" in text
+    assert "'MODEL.ARCH' given on the command line" in text
+    with pytest.raises(UnknownKeyError, match="MODEL.ARCHH"):
+        load_config(None, ["MODEL.ARCHH", "x"])
 
 
 def test_new_allowed_nodes_accept_new_keys(tmp_path: Path) -> None:
@@ -304,17 +323,11 @@ def test_arch_from_cfg_starts_from_variant(fake_variants: Dict[str, MViTArch]) -
 
 
 def test_arch_from_cfg_with_a_real_variant() -> None:
-    variants = pytest.importorskip("mvit_tasks.modeling.backbone.variants")
-    names = variants.VARIANT_REGISTRY.names() if hasattr(variants, "VARIANT_REGISTRY") else []
-    if not names:
-        from mvit_tasks.registry import VARIANT_REGISTRY
-
-        names = VARIANT_REGISTRY.names()
-    if not names:
-        pytest.skip("no variant registered")
+    names = list_variants()
+    assert names, "no variant registered"
     cfg = get_cfg()
     cfg.merge_from_list(["MODEL.VARIANT", names[0]])
-    assert arch_from_cfg(cfg) == variants.get_variant(names[0]).arch
+    assert arch_from_cfg(cfg) == get_variant(names[0]).arch
 
 
 def test_cfg_from_arch_round_trip(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from mvit_tasks.modeling.backbone.base import FeatureSpec
 from mvit_tasks.modeling.backbone.mvit import MViT
 from mvit_tasks.modeling.backbone.variants import get_variant
 from mvit_tasks.modeling.necks import FPN, FPNBackbone
-from mvit_tasks.registry import NECK_REGISTRY
 
 SHAPES = {n: FeatureSpec(c, s) for n, c, s in
           (("scale2", 8, 4), ("scale3", 16, 8), ("scale4", 24, 16), ("scale5", 32, 32))}
@@ -106,9 +105,8 @@ def test_detectron2_names_cover_every_tensor(norm: str) -> None:
         assert fpn.inner_blocks[0][1].eps == 1e-6
 
 
-def test_registered_and_built_from_output_shape_only() -> None:
-    assert NECK_REGISTRY.get("FPN") is FPN
-    fpn = NECK_REGISTRY.get("FPN")(SHAPES, out_channels=8)
+def test_built_from_output_shape_only() -> None:
+    fpn = FPN(SHAPES, out_channels=8)
     assert [b[0].in_channels for b in fpn.inner_blocks] == [8, 16, 24, 32]
 
 

@@ -133,10 +133,6 @@ class MViT(Backbone):
         return list(self._out_features)
 
     @property
-    def has_cls_output(self) -> bool:
-        return self.cls_embed and self.last_stage in self._out_features
-
-    @property
     def size_divisibility(self) -> int:
         return self._all_shapes[self.last_stage].stride
 

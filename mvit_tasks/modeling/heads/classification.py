@@ -6,11 +6,9 @@ from typing import Dict
 import torch
 from torch import nn
 
-from ...registry import HEAD_REGISTRY
 from ..backbone.base import FeatureSpec
 
 
-@HEAD_REGISTRY.register("ClipClassificationHead")
 class ClipClassificationHead(nn.Module):
     """Pool the last feature map (or take the cls token), dropout, linear projection.
 

@@ -31,7 +31,6 @@ from torchvision.models.convnext import LayerNorm2d
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from ...registry import NECK_REGISTRY
 from ..backbone.base import Backbone, FeatureSpec
 
 NORMS = ("", "LN", "BN", "SyncBN", "GN")
@@ -64,7 +63,6 @@ def _level(stride: int, what: str) -> int:
     return k
 
 
-@NECK_REGISTRY.register("FPN")
 class FPN(FeaturePyramidNetwork):
     """FPN over the named 2-D maps of a backbone, sized from its ``output_shape()``.
 
