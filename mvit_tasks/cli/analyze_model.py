@@ -25,12 +25,8 @@ import torch
 
 from mvit_tasks.utils.cli import add_deprecated_alias, parse_flags_and_overrides
 from mvit_tasks.utils.fileio import write_json
-from mvit_tasks.utils.flops import (
-    CONVENTIONS,
-    DEFAULT_CONVENTION,
-    analyze_model,
-    format_analysis,
-)
+from mvit_tasks.modeling.flops_breakdown import analyze_model, format_analysis
+from mvit_tasks.utils.flops import CONVENTIONS, DEFAULT_CONVENTION
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,13 +20,8 @@ from torch import nn
 from mvit_tasks.modeling.backbone.mvit import MViT
 from mvit_tasks.modeling.backbone.variants import get_variant, v1_video, v2_image, v2_video
 from mvit_tasks.modeling.meta_arch.classifier import Classifier
-from mvit_tasks.utils.flops import (
-    analyze_model,
-    count_flops,
-    count_parameters,
-    einsum_macs,
-    stage_breakdown,
-)
+from mvit_tasks.modeling.flops_breakdown import analyze_model, stage_breakdown
+from mvit_tasks.utils.flops import count_flops, count_parameters, einsum_macs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
