@@ -56,17 +56,17 @@ def _ours_variant(pair: Pair):
 
 def ours_arch(pair: Pair, shape: Sequence[int], tiny: bool = False):
     """Our architecture, position tables sized for ``shape``; ``tiny``: 4 blocks, width 16."""
-    from mvit_tasks.modeling.backbone import variants as V
+    from mvit_tasks.modeling.backbone import families as F
 
     arch = _ours_variant(pair).arch
     if tiny:
         kw = dict(embed_dim=16, drop_path_rate=arch.drop_path_rate)
         if not pair.video:
-            arch = V.v2_image(4, (1, 2, 3), **kw)
+            arch = F.mvitv2_image(depths=(1, 1, 1, 1), **kw)
         elif arch.rel_pos_spatial:
-            arch = V.v2_video(4, (1, 2, 3), shape[2], **kw)
+            arch = F.mvitv2_video(depths=(1, 1, 1, 1), num_frames=shape[2], **kw)
         else:
-            arch = V.v1_video(4, (1, 2, 3), shape[2], **kw)
+            arch = F.mvitv1_video(depths=(1, 1, 1, 1), num_frames=shape[2], **kw)
     if pair.video:
         return arch.replace(num_frames=shape[2], spatial_size=(shape[-2], shape[-1]))
     return arch.replace(spatial_size=(shape[-2], shape[-1]))

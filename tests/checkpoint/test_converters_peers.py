@@ -16,7 +16,8 @@ from torch import nn
 from mvit_tasks.checkpoint.converters import detect_source, get_converter
 from mvit_tasks.checkpoint.loader import CheckpointMismatchError, load_weights
 from mvit_tasks.modeling.backbone.arch import MViTArch
-from mvit_tasks.modeling.backbone.variants import get_variant, v2_image
+from mvit_tasks.modeling.backbone.families import mvitv2_image
+from mvit_tasks.modeling.backbone.variants import get_variant
 from mvit_tasks.modeling.meta_arch import Classifier
 from mvit_tasks.registry import CONVERTER_REGISTRY
 
@@ -75,8 +76,8 @@ def _ptv(name: str) -> Callable[[], nn.Module]:
     return build
 
 
-_TINY_EXPAND_MLP = v2_image(5, (1, 3, 4), embed_dim=32, spatial_size=(64, 64), cls_embed=True,
-                            use_abs_pos=True, dim_mul_in_att=False)
+_TINY_EXPAND_MLP = mvitv2_image(depths=(1, 2, 1, 1), embed_dim=32, spatial_size=(64, 64),
+                                cls_embed=True, use_abs_pos=True, dim_mul_in_att=False)
 
 _V = lambda name: get_variant(name).arch  # noqa: E731
 

@@ -26,7 +26,8 @@ from torch import nn
 from mvit_tasks.checkpoint.converters import detect_source
 from mvit_tasks.checkpoint.loader import load_weights
 from mvit_tasks.modeling.backbone.arch import MViTArch
-from mvit_tasks.modeling.backbone.variants import get_variant, v1_video, v2_image
+from mvit_tasks.modeling.backbone.families import mvitv1_video, mvitv2_image
+from mvit_tasks.modeling.backbone.variants import get_variant
 from mvit_tasks.modeling.meta_arch import Classifier
 
 ATOL = 1e-5
@@ -167,8 +168,8 @@ def test_tiny_timm_parity(cls_token, abs_pos, expand_attn):
     """Covers ``shortcut_proj_mlp`` (timm ``expand_attn=False``, e.g. mvitv2_large) and the
     joint ``pos_embed`` with a cls row, which no registered full-size timm model has."""
     peer = reinit_(_timm_tiny(cls_token, abs_pos, expand_attn))
-    arch = v2_image(5, (1, 3, 4), embed_dim=32, spatial_size=(64, 64), cls_embed=cls_token,
-                    use_abs_pos=abs_pos, dim_mul_in_att=expand_attn)
+    arch = mvitv2_image(depths=(1, 2, 1, 1), embed_dim=32, spatial_size=(64, 64),
+                        cls_embed=cls_token, use_abs_pos=abs_pos, dim_mul_in_att=expand_attn)
     ours = ours_from(arch, 7)
     convert_into(peer, ours, "timm")
     compare(peer, ours, (2, 3, 64, 64))
@@ -185,8 +186,8 @@ def _ptv_tiny(cls: bool, sep_pos: bool) -> nn.Module:
 
 
 def _ptv_tiny_arch(**kw) -> MViTArch:
-    return v1_video(4, (1, 3), 4, embed_dim=16, spatial_size=(32, 32),
-                    pool_kv_stride_adaptive=(1, 4, 4), **kw)
+    return mvitv1_video(depths=(1, 2, 1), num_frames=4, embed_dim=16, spatial_size=(32, 32),
+                        pool_kv_stride_adaptive=(1, 4, 4), **kw)
 
 
 @pytest.mark.parametrize("cls, sep_pos", [(True, True), (False, False)],

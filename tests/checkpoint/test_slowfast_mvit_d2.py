@@ -22,7 +22,8 @@ from mvit_tasks.checkpoint.converters.detectron2 import is_detectron2_detector
 from mvit_tasks.checkpoint.io import UnsafeCheckpointError, load_checkpoint_file
 from mvit_tasks.checkpoint.loader import convert_state_dict, load_weights
 from mvit_tasks.modeling.backbone.mvit import MViT
-from mvit_tasks.modeling.backbone.variants import get_variant, v1_video
+from mvit_tasks.modeling.backbone.families import mvitv1_video, mvitv2_video
+from mvit_tasks.modeling.backbone.variants import get_variant
 from mvit_tasks.modeling.meta_arch import Classifier
 
 
@@ -55,7 +56,7 @@ def _classifier(name: str, num_classes: int | None = None) -> Classifier:
 
 def _tiny_v1() -> Classifier:
     """A 4-block MViTv1 video classifier (v1 rules: abs pos tables, width change in the MLP)."""
-    arch = v1_video(4, (1, 3), 4, embed_dim=16, spatial_size=(32, 32))
+    arch = mvitv1_video(depths=(1, 2, 1), num_frames=4, embed_dim=16, spatial_size=(32, 32))
     return _empty(lambda: Classifier.from_arch(arch, 5))
 
 
@@ -271,10 +272,9 @@ def test_slowfast_layout_matches_torchvision_port(version):
     from torchvision.models.video.mvit import MSBlockConfig
     from torchvision.models.video.mvit import MViT as TorchvisionMViT
 
-    from mvit_tasks.modeling.backbone.variants import v2_video
-
-    make = v1_video if version == "v1" else v2_video
-    arch = make(4, (1, 3), 4, embed_dim=16, spatial_size=(32, 32), pool_kv_stride_adaptive=(1, 4, 4))
+    make = mvitv1_video if version == "v1" else mvitv2_video
+    arch = make(depths=(1, 2, 1), num_frames=4, embed_dim=16, spatial_size=(32, 32),
+                pool_kv_stride_adaptive=(1, 4, 4))
     ours = _fill(_empty(lambda: Classifier.from_arch(arch, 7)))
     setting = [
         MSBlockConfig(s.num_heads, s.dim_in, s.dim_out, list(s.kernel_q or (1, 1, 1)),

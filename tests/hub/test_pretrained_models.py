@@ -52,7 +52,8 @@ def tiny_zoo(weights_server, torch_home, monkeypatch):
     torch.manual_seed(2)
     other = Classifier.from_arch(_arch(), 3).eval()
     other_data = _slowfast_bytes(other)
-    variant = ModelVariant(NAME, _arch(), 5, 4, 2, crop_size=32, class_names="")
+    variant = ModelVariant(name=NAME, arch=_arch(), num_classes=5, sampling_rate=2,
+                           class_names="")  # 4 frames, 32 px: from the arch
     monkeypatch.setitem(VARIANT_REGISTRY._obj_map, NAME, variant)
     entries = (
         PretrainedWeights("k400", weights_server.serve("/zoo/tiny_k400.pyth", data), "test page",

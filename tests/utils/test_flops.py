@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mvit_tasks.modeling.backbone.mvit import MViT
-from mvit_tasks.modeling.backbone.variants import get_variant, v1_video, v2_image, v2_video
+from mvit_tasks.modeling.backbone.families import mvitv1_video, mvitv2_image, mvitv2_video
+from mvit_tasks.modeling.backbone.variants import get_variant
 from mvit_tasks.modeling.meta_arch.classifier import Classifier
 from mvit_tasks.modeling.flops_breakdown import analyze_model, stage_breakdown
 from mvit_tasks.utils.flops import count_flops, count_parameters, einsum_macs
@@ -86,9 +87,11 @@ def test_depthwise_conv_counted():
 # ------------------------------------------------------------------------- tiny models
 _KW = dict(spatial_size=(64, 64), embed_dim=16)
 TINY = {
-    "v2_video": (lambda: v2_video(4, (1, 2, 3), 4, **_KW), (1, 3, 4, 64, 64)),
-    "v1_video": (lambda: v1_video(4, (1, 2, 3), 4, **_KW), (1, 3, 4, 64, 64)),
-    "v2_image": (lambda: v2_image(4, (1, 2, 3), **_KW), (1, 3, 64, 64)),
+    "v2_video": (lambda: mvitv2_video(depths=(1, 1, 1, 1), num_frames=4, **_KW),
+                 (1, 3, 4, 64, 64)),
+    "v1_video": (lambda: mvitv1_video(depths=(1, 1, 1, 1), num_frames=4, **_KW),
+                 (1, 3, 4, 64, 64)),
+    "v2_image": (lambda: mvitv2_image(depths=(1, 1, 1, 1), **_KW), (1, 3, 64, 64)),
 }
 
 
@@ -119,7 +122,7 @@ def test_tiny_breakdown_adds_up(kind):
 
 
 def test_backbone_only_dict_output():
-    arch = v2_video(4, (1, 2, 3), 4, spatial_size=(64, 64), embed_dim=16)
+    arch = mvitv2_video(depths=(1, 1, 1, 1), num_frames=4, spatial_size=(64, 64), embed_dim=16)
     bb = MViT(arch)
     rep = count_flops(bb, torch.zeros(1, 3, 4, 64, 64))
     rows = stage_breakdown(bb, rep)
@@ -222,3 +225,4 @@ def test_analyze_model_config_file(tmp_path):
     assert res["input_shape"] == [1, 3, 64, 64]
     assert res["stages"][-1]["name"] == "head" and res["stages"][-1]["params"] == 128 * 10 + 10
     assert res["stages"][1]["channels"] == 16
+

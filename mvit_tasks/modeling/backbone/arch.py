@@ -255,6 +255,12 @@ class MViTArch:
         ends = [s.index - 1 for s in specs[1:] if s.stage != specs[s.index - 1].stage]
         return ends + [specs[-1].index]
 
+    def stage_depths(self) -> List[int]:
+        """Blocks per stage, timm's ``depths`` (``[1, 2, 11, 2]`` for MViTv2-S); the inverse
+        of :mod:`.families`."""
+        ends = self.stage_ends()
+        return [end - start for start, end in zip([-1] + ends[:-1], ends)]
+
     def shallow(self, blocks_per_stage: int = 2) -> "MViTArch":
         """The same architecture with at most ``blocks_per_stage`` blocks per stage.
 
