@@ -226,3 +226,20 @@ def test_analyze_model_config_file(tmp_path):
     assert res["stages"][-1]["name"] == "head" and res["stages"][-1]["params"] == 128 * 10 + 10
     assert res["stages"][1]["channels"] == 16
 
+
+@pytest.mark.parametrize("backend", ["explicit", "sdpa", "sdpa_bias", "auto"])
+def test_count_does_not_depend_on_attention_backend(backend):
+    """The folded rel-pos product has ``kt + kh + kw`` extra columns; under tracing every
+    backend takes the reference form, so the count is the architecture's."""
+    model = Classifier.from_arch(TINY["v2_video"][0](), 7)
+    shape = TINY["v2_video"][1]
+    ref = count_flops(model, torch.zeros(shape))
+    n = 0
+    for m in model.modules():
+        if hasattr(m, "backend"):
+            m.backend = backend
+            n += 1
+    assert n > 0
+    rep = count_flops(model, torch.zeros(shape))
+    assert rep.total == ref.total and rep.unknown_ops == {}
+    assert "scaled_dot_product_attention" in rep.by_operator

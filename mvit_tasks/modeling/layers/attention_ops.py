@@ -24,6 +24,11 @@ Backends (``attend(..., backend=)``):
 
 ``"auto"`` picks ``"sdpa"`` on CUDA and ``"explicit"`` elsewhere; the choice is measured by
 ``tools/benchmark.py`` (see ``docs/performance.md``).
+
+Under ``torch.jit.trace`` (the FLOP counter, :mod:`mvit_tasks.utils.flops`) every backend
+takes the reference form: SDPA with the ``Nq x Nk`` bias from the rel-pos einsums, so the count
+is the architecture's (``q @ k^T`` + ``attn @ v`` + the einsums; the published GFLOPs), not the
+folded product's extra ``kt + kh + kw`` columns, whatever backend runs.
 """
 from __future__ import annotations
 
@@ -138,7 +143,7 @@ def attend(
     Returns:
         ``B x nH x Nq x C``.
     """
-    backend = resolve_backend(backend, q)
+    backend = "sdpa_bias" if torch.jit.is_tracing() else resolve_backend(backend, q)
     spatial = rel_pos_h is not None and rel_pos_w is not None
     temporal = rel_pos_t is not None
     if not (spatial or temporal):
@@ -147,7 +152,7 @@ def attend(
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     s = 1 if has_cls else 0
     tables = (rel_pos_h, rel_pos_w, rel_pos_t)
-    if backend == "sdpa_bias" and torch.is_grad_enabled() and (
+    if torch.jit.is_tracing() or backend == "sdpa_bias" and torch.is_grad_enabled() and (
             q.requires_grad or any(t is not None and t.requires_grad for t in tables)):
         bias = decomposed_rel_pos_bias(q[:, :, s:], q_thw, k_thw, *tables)
         bias = F.pad(bias, (1, 0, 1, 0)) if s else bias
