@@ -6,6 +6,8 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .depthwise import depthwise_conv_nd
+
 Int3 = Tuple[int, int, int]
 
 
@@ -45,13 +47,12 @@ def depthwise_conv(
 ) -> torch.Tensor:
     """Depthwise conv of ``M x C x T x H x W`` with a ``C x 1 x kt x kh x kw`` weight (no bias).
 
-    Uses a 2-D convolution when both the input and the kernel have a temporal extent of 1.
+    Uses a 2-D convolution when both the input and the kernel have a temporal extent of 1; the
+    CPU backward is :func:`~.depthwise.depthwise_conv_nd`'s.
     """
-    groups = weight.shape[0]
     if x.shape[2] == 1 and weight.shape[2] == 1 and stride[0] == 1:
-        y = F.conv2d(x[:, :, 0], weight[:, :, 0], None, stride[1:], padding[1:], 1, groups)
-        return y.unsqueeze(2)
-    return F.conv3d(x, weight, None, stride, padding, 1, groups)
+        return depthwise_conv_nd(x[:, :, 0], weight[:, :, 0], stride[1:], padding[1:]).unsqueeze(2)
+    return depthwise_conv_nd(x, weight, stride, padding)
 
 
 def max_or_avg_pool(
