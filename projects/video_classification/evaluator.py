@@ -1,11 +1,11 @@
 """Multi-view video classification evaluator: per-video ensembling, top-k, mean class accuracy.
 
 Semantics follow PySlowFast's multi-view test (``slowfast/utils/meters.py::TestMeter``): every
-video is tested with ``NUM_ENSEMBLE_VIEWS x NUM_SPATIAL_CROPS`` views whose softmax scores are
-combined per video (``DATA.ENSEMBLE_METHOD``: ``sum``, default, or ``max``), then top-1/top-5
-are computed on the videos, in percent (as SlowFast and timm print them). Mean class accuracy
-is the mean over the classes present in the ground truth of the per-class top-1 accuracy
-(mmaction2's ``mean_class_accuracy``). A third ensemble, ``logits``, averages the logits.
+video is tested with ``NUM_ENSEMBLE_VIEWS x NUM_SPATIAL_CROPS`` views whose scores are
+combined per video (``CLS.ENSEMBLE``: ``sum`` of softmax, default; ``max``; ``logits``, the mean
+of the logits), then top-1/top-5 are computed on the videos, in percent (as SlowFast and timm
+print them). Mean class accuracy is the mean over the classes present in the ground truth of
+the per-class top-1 accuracy (mmaction2's ``mean_class_accuracy``).
 
 Views are keyed by ``(video_id, view)``: a key seen twice (the distributed sampler's padding
 repeats records) is counted once, the first occurrence wins. Label ``-1`` marks an unlabelled
