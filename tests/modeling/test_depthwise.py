@@ -79,3 +79,23 @@ def test_every_weight_gradient_method_equals_autograd(method, monkeypatch):
         want = torch.autograd.grad(ref, w, gout)[0]
         got = torch.autograd.grad(depthwise_conv_nd(x, w, stride, padding), w, gout)[0]
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_padding_beyond_the_kernel_takes_the_plain_backward(monkeypatch):
+    """``padding > k - 1`` does not fit the flipped-kernel data gradient: the plain conv runs
+    (the custom Function is not used) and the gradients are still autograd's."""
+    from mvit_tasks.modeling.layers import depthwise
+
+    def refuse(*args):
+        raise AssertionError("the custom backward was used")
+
+    monkeypatch.setattr(depthwise._DepthwiseConv, "apply", refuse)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, 8, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 1, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = depthwise_conv_nd(x, w, (2, 2), (3, 3))
+    ref = F.conv2d(x, w, None, (2, 2), (3, 3), 1, 3)
+    torch.testing.assert_close(y, ref, rtol=0, atol=0)
+    gx, gw = torch.autograd.grad(y.square().sum(), (x, w))
+    rx, rw = torch.autograd.grad(ref.square().sum(), (x, w))
+    torch.testing.assert_close((gx, gw), (rx, rw))

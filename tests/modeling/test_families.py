@@ -4,7 +4,6 @@ import re
 
 import pytest
 
-from mvit_tasks.modeling.backbone import variants as V
 from mvit_tasks.modeling.backbone.families import (
     mvitv1_video,
     mvitv2_detection,
@@ -80,14 +79,6 @@ def test_families_are_keyword_only():
     for make in (mvitv2_image, mvitv2_detection):
         with pytest.raises(TypeError):
             make((1, 2, 11, 2))  # type: ignore[misc]
-
-
-def test_deprecated_positional_helpers_equal_the_keyword_form():
-    kw = dict(embed_dim=16, spatial_size=(64, 64))
-    assert V.v1_video(4, (1, 2, 3), 4, **kw) == mvitv1_video(depths=(1, 1, 1, 1), num_frames=4,
-                                                             **kw)
-    assert V.v2_video(5, (1, 3), 8, **kw) == mvitv2_video(depths=(1, 2, 2), num_frames=8, **kw)
-    assert V.v2_image(16, (1, 3, 14)) == mvitv2_image(depths=(1, 2, 11, 2))
 
 
 def test_model_variant_is_keyword_only_and_derives_frames_and_crop():

@@ -22,7 +22,7 @@ entry's ``source`` names the file).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ...registry import VARIANT_REGISTRY
 from .arch import MViTArch
@@ -309,25 +309,3 @@ register_variant(ModelVariant(
     **_COCO, metrics={"box_ap_cascade": 56.1, "mask_ap_cascade": 48.5, "detector_params_m": 718.0},
     source=f"{_D2}cascade_mask_rcnn_mvitv2_h_in21k_lsj_3x.yaml",
 ))
-
-
-# ------------------------------------------------------------------ deprecated positional form
-def _starts_to_depths(depth: int, starts: Sequence[int]) -> Tuple[int, ...]:
-    edges = [0, *starts, depth]
-    return tuple(b - a for a, b in zip(edges, edges[1:]))
-
-
-def v1_video(depth: int, starts: Sequence[int], frames: int, **kw: Any) -> MViTArch:
-    """Deprecated: ``mvitv1_video(depths=..., num_frames=...)``. Kept for
-    ``mvit_tasks/benchmark/pairs.py`` until it moves to the keyword form."""
-    return mvitv1_video(depths=_starts_to_depths(depth, starts), num_frames=frames, **kw)
-
-
-def v2_video(depth: int, starts: Sequence[int], frames: int, **kw: Any) -> MViTArch:
-    """Deprecated: ``mvitv2_video(depths=..., num_frames=...)`` (see :func:`v1_video`)."""
-    return mvitv2_video(depths=_starts_to_depths(depth, starts), num_frames=frames, **kw)
-
-
-def v2_image(depth: int, starts: Sequence[int], **kw: Any) -> MViTArch:
-    """Deprecated: ``mvitv2_image(depths=...)`` (see :func:`v1_video`)."""
-    return mvitv2_image(depths=_starts_to_depths(depth, starts), **kw)

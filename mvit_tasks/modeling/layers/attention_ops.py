@@ -143,7 +143,8 @@ def attend(
     Returns:
         ``B x nH x Nq x C``.
     """
-    backend = "sdpa_bias" if torch.jit.is_tracing() else resolve_backend(backend, q)
+    tracing = torch.jit.is_tracing()  # the FLOP counter: the reference form (module docstring)
+    backend = "sdpa_bias" if tracing else resolve_backend(backend, q)
     spatial = rel_pos_h is not None and rel_pos_w is not None
     temporal = rel_pos_t is not None
     if not (spatial or temporal):
@@ -152,8 +153,8 @@ def attend(
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     s = 1 if has_cls else 0
     tables = (rel_pos_h, rel_pos_w, rel_pos_t)
-    if torch.jit.is_tracing() or backend == "sdpa_bias" and torch.is_grad_enabled() and (
-            q.requires_grad or any(t is not None and t.requires_grad for t in tables)):
+    if tracing or (backend == "sdpa_bias" and torch.is_grad_enabled() and (
+            q.requires_grad or any(t is not None and t.requires_grad for t in tables))):
         bias = decomposed_rel_pos_bias(q[:, :, s:], q_thw, k_thw, *tables)
         bias = F.pad(bias, (1, 0, 1, 0)) if s else bias
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)

@@ -29,12 +29,14 @@ def depthwise_conv_nd(
     x: torch.Tensor, weight: torch.Tensor, stride: Sequence[int], padding: Sequence[int]
 ) -> torch.Tensor:
     """Depthwise conv of ``M x C x *S`` (2 or 3 spatial dims) with a ``C x 1 x *k`` weight, no
-    bias, zero padding ``padding`` (each ``<= k - 1``). The result equals ``F.conv{2,3}d(...,
-    groups=C)``; on CPU with grad enabled its backward is the faster form above."""
+    bias, zero padding ``padding``. The result equals ``F.conv{2,3}d(..., groups=C)``; on CPU
+    with grad enabled its backward is the faster form above (a padding over ``k - 1``, which
+    that form does not cover, keeps aten's backward)."""
     nd = x.dim() - 2
     stride, padding = tuple(int(s) for s in stride), tuple(int(p) for p in padding)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if x.device.type != "cpu" or not needs_grad:
+    fits = all(0 <= p <= k - 1 for p, k in zip(padding, weight.shape[2:]))
+    if x.device.type != "cpu" or not needs_grad or not fits:  # not fits: aten's own backward
         return _CONV[nd](x, weight, None, stride, padding, 1, weight.shape[0])
     if torch.is_autocast_enabled("cpu"):  # the dtype autocast would run the conv in
         dt = torch.get_autocast_dtype("cpu")
